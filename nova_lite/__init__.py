@@ -1,0 +1,1 @@
+"""nova_lite: a small Nova-style control plane over RabbitMQ."""

@@ -1,0 +1,52 @@
+"""Start-up steps shared by the daemons, in the order they run."""
+
+import contextlib
+import sys
+
+from oslo_log import log as logging
+
+from nova_lite import config
+from nova_lite import exception
+from nova_lite import rpc
+from nova_lite import service
+
+LOG = logging.getLogger(__name__)
+
+
+def setup(prog, argv=None):
+    """Parse config (exit 2 on a bad one), set up logging and RPC."""
+    argv = sys.argv[1:] if argv is None else argv
+    conf = config.parse_args_or_exit(argv, prog)
+    config.setup_logging(conf)
+    with exit_on_error(prog):
+        rpc.init(conf)
+    return conf
+
+
+
+@contextlib.contextmanager
+def exit_on_error(prog):
+    """Turn a nova_lite error into one line on stderr and an exit code.
+
+    A configuration error exits 2 (bad usage), anything else 1.
+    """
+    try:
+        yield
+    except exception.ConfigError as exc:
+        LOG.error('%s', exc)
+        print('%s: error: %s' % (prog, exc), file=sys.stderr)
+        sys.exit(config.EXIT_USAGE)
+    except exception.NovaLiteException as exc:
+        LOG.error('%s', exc)
+        print('%s: error: %s' % (prog, exc), file=sys.stderr)
+        sys.exit(1)
+
+
+def serve(services):
+    """Check the DB answers, then run ``services`` until SIGTERM/SIGINT."""
+    try:
+        services[0].db.connect()
+        service.serve(services)
+    finally:
+        rpc.cleanup()
+    return 0

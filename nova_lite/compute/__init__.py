@@ -1,0 +1,1 @@
+"""The compute role: runs instances on a hypervisor through a virt driver."""

@@ -1,0 +1,1 @@
+"""The conductor role: orchestrates multi-service operations."""

@@ -1,0 +1,23 @@
+"""nova_lite configuration: one module per option group.
+
+``register_opts(conf)`` registers every group on the ``ConfigOpts`` it is
+given.  Nothing here registers on a global at import time.
+"""
+
+from nova_lite.conf import base
+from nova_lite.conf import compute
+from nova_lite.conf import database
+from nova_lite.conf import inflight
+from nova_lite.conf import messaging
+from nova_lite.conf import statsd
+from nova_lite.conf import upgrade_levels
+
+# Every group module, in the order the sample config lists them.
+GROUP_MODULES = (base, messaging, database, upgrade_levels, inflight, statsd,
+                 compute)
+
+
+def register_opts(conf):
+    """Register every nova_lite option group on ``conf``."""
+    for module in GROUP_MODULES:
+        module.register_opts(conf)

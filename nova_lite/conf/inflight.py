@@ -1,0 +1,39 @@
+"""[inflight] options of the inflight probe."""
+
+from oslo_config import cfg
+
+inflight_group = cfg.OptGroup('inflight', title='Inflight probe options')
+
+# A service refuses an inflight probe that asks it to sleep longer than this:
+# the sleep holds a greenthread, so an absurd value is a denial of service.
+MAX_SLEEP_SECONDS = 60.0
+
+_opts = [
+    cfg.FloatOpt('probe_interval',
+                 default=10.0, min=0.1,
+                 help='Seconds between probe rounds. Every registered '
+                      'service is probed once per round.'),
+    cfg.FloatOpt('sleep_seconds',
+                 default=1.0, min=0.0, max=MAX_SLEEP_SECONDS,
+                 help='How long the probed service sleeps in a greenthread; '
+                      'how late it wakes up is the greenthread overhead.'),
+    cfg.FloatOpt('ping_timeout',
+                 default=5.0, min=0.1,
+                 help='Seconds to wait for one probe reply before counting '
+                      'a timeout.'),
+    cfg.IntOpt('max_concurrent_pings',
+               default=50, min=1,
+               help='Most probes in flight at once during a round.'),
+    cfg.IntOpt('sample_retention',
+               default=86400, min=60,
+               help='Seconds to keep inflight samples in the database.'),
+]
+
+
+def register_opts(conf):
+    conf.register_group(inflight_group)
+    conf.register_opts(_opts, group=inflight_group)
+
+
+def list_opts():
+    return [(inflight_group.name, _opts)]

@@ -1,0 +1,1 @@
+"""Database access: SQLAlchemy models, a small API, Alembic migrations."""

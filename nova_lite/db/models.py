@@ -1,0 +1,58 @@
+"""SQLAlchemy models. The schema itself is owned by the Alembic migrations;
+a unit test checks that the two agree.
+"""
+
+import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+
+def utcnow():
+    """Naive UTC now: what every timestamp column stores."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+class Base(orm.DeclarativeBase):
+    pass
+
+
+class TimestampMixin:
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        sa.DateTime, default=utcnow, nullable=False)
+    updated_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
+        sa.DateTime, onupdate=utcnow)
+
+
+class Service(TimestampMixin, Base):
+    """One running (or once running) service: a (host, binary) pair."""
+
+    __tablename__ = 'services'
+    __table_args__ = (sa.UniqueConstraint('host', 'binary',
+                                          name='uniq_services0host0binary'),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    binary: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    topic: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    # The RPC API version the service's manager serves, e.g. "1.1".
+    version: orm.Mapped[str] = orm.mapped_column(sa.String(16))
+    report_count: orm.Mapped[int] = orm.mapped_column(default=0)
+    disabled: orm.Mapped[bool] = orm.mapped_column(default=False)
+    disabled_reason: orm.Mapped[str | None] = orm.mapped_column(
+        sa.String(255))
+    # Written by every heartbeat; what up/down is judged on.
+    last_seen_up: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
+        sa.DateTime)
+
+
+class Instance(TimestampMixin, Base):
+    __tablename__ = 'instances'
+
+    uuid: orm.Mapped[str] = orm.mapped_column(sa.String(36), primary_key=True)
+    host: orm.Mapped[str | None] = orm.mapped_column(sa.String(255),
+                                                      index=True)
+    vm_state: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    task_state: orm.Mapped[str | None] = orm.mapped_column(sa.String(32))
+    power_state: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    fault: orm.Mapped[str | None] = orm.mapped_column(sa.Text)

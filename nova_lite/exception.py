@@ -1,0 +1,70 @@
+"""Named errors nova_lite raises for things a user or operator can cause.
+
+Each class has a one-line ``msg_fmt``.  Raised inside an RPC handler, these
+travel to the caller as the same class (see ``rpc.ALLOWED_EXMODS``), so a
+client catches ``exception.InstanceNotFound`` whether the error was local or
+remote.
+"""
+
+
+class NovaLiteException(Exception):
+    """Base of every nova_lite error; formats ``msg_fmt`` with kwargs."""
+
+    msg_fmt = 'An unknown error occurred.'
+
+    def __init__(self, message=None, **kwargs):
+        self.kwargs = kwargs
+        if not message:
+            try:
+                message = self.msg_fmt % kwargs
+            except (KeyError, TypeError):
+                # A wrong kwarg is our bug; never hide the original error.
+                message = '%s (%s)' % (self.msg_fmt, kwargs)
+        # Keep it to one line: it ends up in CLI output and log lines.
+        super().__init__(' '.join(str(message).split()))
+
+
+class ConfigError(NovaLiteException):
+    msg_fmt = 'Invalid configuration: %(reason)s'
+
+
+class InvalidInput(NovaLiteException):
+    msg_fmt = 'Invalid input: %(reason)s'
+
+
+class InvalidVersionCap(ConfigError):
+    msg_fmt = ('Invalid [upgrade_levels] %(topic)s = %(value)r: expected a '
+               'version such as 1.0, or auto')
+
+
+class VersionCapTooLow(NovaLiteException):
+    msg_fmt = ('%(method)s needs %(topic)s RPC API %(needed)s but the '
+               'version cap is %(cap)s')
+
+
+class ManagerClassError(ConfigError):
+    msg_fmt = 'Cannot load manager %(path)r for topic %(topic)s: %(reason)s'
+
+
+class RPCNotInitialized(NovaLiteException):
+    msg_fmt = 'nova_lite.rpc.init(conf) must be called before using RPC'
+
+
+class DBConnectionError(NovaLiteException):
+    msg_fmt = 'Cannot connect to database %(url)s: %(reason)s'
+
+
+class ServiceNotFound(NovaLiteException):
+    msg_fmt = 'No service %(binary)s on host %(host)s'
+
+
+class NoValidHost(NovaLiteException):
+    msg_fmt = 'No valid host was found: %(reason)s'
+
+
+class InstanceNotFound(NovaLiteException):
+    msg_fmt = 'Instance %(instance_uuid)s could not be found'
+
+
+class InstanceExists(NovaLiteException):
+    msg_fmt = 'Instance %(instance_uuid)s already exists'

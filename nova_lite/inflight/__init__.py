@@ -1,0 +1,1 @@
+"""The inflight role: probes every registered service's RPC path."""

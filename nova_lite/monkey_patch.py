@@ -1,0 +1,31 @@
+"""The one place nova_lite patches the standard library for eventlet.
+
+Every ``nova_lite.cmd`` module imports this first, before anything that might
+import ``socket``, ``threading`` or ``time``.  Tests import it from
+``conftest.py`` for the same reason.
+
+eventlet 0.41 and oslo.messaging's eventlet executor both announce their own
+deprecation on every start.  They still work and nova_lite depends on them
+knowingly, so only those known warnings are silenced; any other warning still
+shows.  Keeping eventlet behind this module and ``nova_lite.utils`` (spawn,
+sleep, tpool) is what lets a threading backend be added later.
+"""
+
+import warnings
+
+_KNOWN_DEPRECATIONS = (
+    # eventlet itself, on import.
+    r'(?s).*Eventlet is deprecated',
+    # oslo.messaging's eventlet executor, on every get_rpc_server().
+    r"(?s).*Using the 'executor' argument is deprecated",
+    r'(?s).*Eventlet usages are deprecated',
+    r'(?s).*eventletutils module is deprecated',
+)
+
+for _message in _KNOWN_DEPRECATIONS:
+    warnings.filterwarnings('ignore', message=_message)
+
+import eventlet  # noqa: E402  (the filters must be in place first)
+
+if not eventlet.patcher.is_monkey_patched('socket'):
+    eventlet.monkey_patch()

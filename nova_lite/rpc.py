@@ -1,0 +1,186 @@
+"""RPC plumbing: transport, clients, servers, serializer and notifier.
+
+``init(conf)`` builds one RPC transport and one notification transport per
+process, as Nova does; rpcapi classes then get clients from here.  Servers
+use the eventlet executor and ``DefaultRPCAccessPolicy`` (methods starting
+with ``_`` are never callable remotely).
+"""
+
+import re
+
+import oslo_messaging as messaging
+from oslo_log import log as logging
+from oslo_messaging.rpc import dispatcher
+from oslo_serialization import jsonutils
+
+from nova_lite import context as nova_context
+from nova_lite import exception
+from nova_lite import utils
+
+LOG = logging.getLogger(__name__)
+
+# Exceptions from these modules are re-raised on the caller as themselves.
+ALLOWED_EXMODS = [exception.__name__]
+
+TRANSPORT = None
+NOTIFICATION_TRANSPORT = None
+NOTIFIER = None
+
+_VERSION_RE = re.compile(r'^\d+\.\d+$')
+
+
+def init(conf):
+    """Create this process's transports; safe to call once per process."""
+    global TRANSPORT, NOTIFICATION_TRANSPORT, NOTIFIER
+    if TRANSPORT is not None:
+        return
+    LOG.info('Using message broker %s', utils.mask_url(conf.transport_url))
+    try:
+        TRANSPORT = messaging.get_rpc_transport(
+            conf, allowed_remote_exmods=ALLOWED_EXMODS)
+        NOTIFICATION_TRANSPORT = messaging.get_notification_transport(
+            conf, allowed_remote_exmods=ALLOWED_EXMODS)
+    except (messaging.InvalidTransportURL,
+            messaging.DriverLoadFailure) as exc:
+        raise exception.ConfigError(
+            reason='transport_url %s: %s' % (
+                utils.mask_url(conf.transport_url),
+                utils.mask_url(str(exc))))
+    NOTIFIER = messaging.Notifier(
+        NOTIFICATION_TRANSPORT, driver='messagingv2',
+        serializer=RequestContextSerializer(JsonPayloadSerializer()),
+        topics=['notifications'])
+
+
+def cleanup():
+    """Close the transports; ``init`` may be called again afterwards."""
+    global TRANSPORT, NOTIFICATION_TRANSPORT, NOTIFIER
+    for transport in (TRANSPORT, NOTIFICATION_TRANSPORT):
+        if transport is not None:
+            transport.cleanup()
+    TRANSPORT = NOTIFICATION_TRANSPORT = NOTIFIER = None
+
+
+def _transport():
+    if TRANSPORT is None:
+        raise exception.RPCNotInitialized()
+    return TRANSPORT
+
+
+class JsonPayloadSerializer(messaging.NoOpSerializer):
+    @staticmethod
+    def serialize_entity(context, entity):
+        return jsonutils.to_primitive(entity, convert_instances=True)
+
+
+class RequestContextSerializer(messaging.Serializer):
+    """Carries a ``RequestContext`` (and its request_id) across the wire."""
+
+    def __init__(self, base=None):
+        self._base = base
+
+    def serialize_entity(self, context, entity):
+        if not self._base:
+            return entity
+        return self._base.serialize_entity(context, entity)
+
+    def deserialize_entity(self, context, entity):
+        if not self._base:
+            return entity
+        return self._base.deserialize_entity(context, entity)
+
+    def serialize_context(self, context):
+        return context.to_dict()
+
+    def deserialize_context(self, context):
+        return nova_context.from_dict(context)
+
+
+def get_client(target, version_cap=None, timeout=None):
+    return messaging.get_rpc_client(
+        _transport(), target, version_cap=version_cap, timeout=timeout,
+        serializer=RequestContextSerializer(JsonPayloadSerializer()))
+
+
+def get_server(target, endpoints):
+    return messaging.get_rpc_server(
+        _transport(), target, endpoints, executor='eventlet',
+        serializer=RequestContextSerializer(JsonPayloadSerializer()),
+        access_policy=dispatcher.DefaultRPCAccessPolicy)
+
+
+def get_notifier(publisher_id):
+    """A notifier that emits as ``publisher_id`` (e.g. ``compute.host1``)."""
+    if NOTIFIER is None:
+        raise exception.RPCNotInitialized()
+    return NOTIFIER.prepare(publisher_id=publisher_id)
+
+
+def version_tuple(version):
+    major, minor = version.split('.')
+    return int(major), int(minor)
+
+
+def resolve_version_cap(conf, topic, min_service_version):
+    """The version cap for ``topic`` from ``[upgrade_levels]``.
+
+    ``min_service_version(topic)`` is called only for ``auto``; it returns
+    the lowest version reported by live services of the topic, or None.
+    Returns None for no cap.
+    """
+    value = getattr(conf.upgrade_levels, topic)
+    if not value:
+        return None
+    if value == 'auto':
+        cap = min_service_version(topic)
+        LOG.debug('upgrade_levels %s=auto resolved to %s', topic, cap)
+        return cap
+    if not _VERSION_RE.match(value):
+        raise exception.InvalidVersionCap(topic=topic, value=value)
+    return value
+
+
+class RPCAPIBase:
+    """What every role's rpcapi shares: target, version cap, client.
+
+    A subclass sets ``TOPIC`` and keeps its version history in its
+    docstring.  The client starts at 1.0; each method ``prepare``s the
+    version it needs, and ``_require`` refuses (with ``VersionCapTooLow``)
+    a version the cap does not allow.
+    """
+
+    TOPIC = None
+    NAMESPACE = None
+
+    def __init__(self, conf, db=None, timeout=None):
+        self.conf = conf
+        self._db = db
+        self.version_cap = self._version_cap()
+        target = messaging.Target(topic=self.TOPIC, namespace=self.NAMESPACE,
+                                  version='1.0')
+        self.client = get_client(target, version_cap=self.version_cap,
+                                 timeout=timeout)
+
+    def _version_cap(self):
+        return resolve_version_cap(self.conf, self.TOPIC,
+                                   self._min_service_version)
+
+    def _min_service_version(self, topic):
+        # Imported late: only "auto" caps need the database.
+        from nova_lite.db import api as db_api
+        from nova_lite import servicegroup
+
+        db = self._db or db_api.API(self.conf)
+        return servicegroup.min_version(db, topic,
+                                        self.conf.service_down_time)
+
+    def can_send_version(self, version):
+        return self.client.can_send_version(version)
+
+    def _require(self, method, version, **prepare_kwargs):
+        """A prepared client at ``version``, or ``VersionCapTooLow``."""
+        if not self.client.can_send_version(version):
+            raise exception.VersionCapTooLow(method=method, topic=self.TOPIC,
+                                             needed=version,
+                                             cap=self.version_cap)
+        return self.client.prepare(version=version, **prepare_kwargs)

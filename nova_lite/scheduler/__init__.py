@@ -1,0 +1,1 @@
+"""The scheduler role: picks a compute host."""
