@@ -34,18 +34,21 @@ def register_opts(conf):
         pass  # already registered before an earlier parse of this conf
 
 
-def parse_args(argv, conf=None, description=None):
+def parse_args(argv, conf=None, description=None, default_config_files=None):
     """Parse ``argv`` (without the program name) into ``conf``.
 
     ``conf`` defaults to the global ``cfg.CONF``: oslo.messaging's dispatcher
     reads some of its own options from there, so daemons must use it.
+    ``default_config_files`` None searches oslo.config's usual places
+    (~/.nova-lite/, /etc/nova-lite/); tests pass [].
     Raises ``exception.ConfigError`` for a missing file or a bad value.
     """
     conf = cfg.CONF if conf is None else conf
     register_opts(conf)
     try:
         conf(argv, project=PROJECT, version=version.version_string,
-             description=description)
+             description=description,
+             default_config_files=default_config_files)
         _validate(conf)
     except cfg.ConfigFilesNotFoundError as exc:
         raise exception.ConfigError(

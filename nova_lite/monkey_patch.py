@@ -20,6 +20,8 @@ _KNOWN_DEPRECATIONS = (
     r"(?s).*Using the 'executor' argument is deprecated",
     r'(?s).*Eventlet usages are deprecated',
     r'(?s).*eventletutils module is deprecated',
+    r"(?s).*Using class 'Green(Future|ThreadPoolExecutor)'",
+    r"(?s).*The 'oslo_service.eventlet_backdoor' module",
 )
 
 for _message in _KNOWN_DEPRECATIONS:

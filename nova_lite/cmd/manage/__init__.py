@@ -52,6 +52,3 @@ def main(argv=None):
     with common.exit_on_error(PROG):
         return args.func(conf, args) or 0
 
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -1,0 +1,8 @@
+"""Test helpers for nova_lite and for services built on it.
+
+- ``fixtures.ConfFixture``: a parsed config with test-friendly values.
+- ``fixtures.RabbitVhost``: a fresh vhost and user on a real broker.
+- ``services.ServiceFactory``: in-process services and daemon processes,
+  always stopped at cleanup.
+- ``waiters``: wait for a condition, a handled cast, or a service up/down.
+"""

@@ -1,0 +1,36 @@
+"""Shared pytest set-up: eventlet patching comes before anything else."""
+
+from nova_lite import monkey_patch  # noqa: F401  (must be first)
+
+import pytest
+
+from nova_lite.db import api as db_api
+from nova_lite.db import migration
+from nova_lite.testing import fixtures as nl_fixtures
+from nova_lite.testing import services as nl_services
+
+
+@pytest.fixture
+def conf_fixture():
+    """A config on the fake:// transport and a fresh SQLite DB."""
+    with nl_fixtures.ConfFixture() as fixture:
+        yield fixture
+
+
+@pytest.fixture
+def conf(conf_fixture):
+    return conf_fixture.conf
+
+
+@pytest.fixture
+def db(conf):
+    api = db_api.API(conf)
+    migration.db_sync(api)
+    yield api
+    api.dispose()
+
+
+@pytest.fixture
+def factory(conf_fixture, db):
+    with nl_services.ServiceFactory(conf_fixture) as fixture:
+        yield fixture
