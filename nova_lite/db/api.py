@@ -53,7 +53,13 @@ class API:
     @property
     def engine(self):
         if self._engine is None:
-            self._engine = create_engine(self.url)
+            try:
+                self._engine = create_engine(self.url)
+            except (ImportError, sa_exc.ArgumentError) as exc:
+                # A missing DB driver or a malformed URL: say which.
+                raise exception.DBConnectionError(
+                    url=utils.mask_url(self.url),
+                    reason=utils.mask_url(str(exc)))
         return self._engine
 
     def _session(self):

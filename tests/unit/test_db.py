@@ -66,3 +66,12 @@ def test_unreachable_db_error_masks_password(conf):
     with pytest.raises(exception.DBConnectionError) as err:
         db_api.API(conf).connect()
     assert 'nonexistent-dir' in str(err.value)
+
+
+def test_missing_db_driver_is_named_error_with_masked_url(conf):
+    conf.set_override('connection', 'mysql+nosuchdriver://u:topsecret@h/db',
+                      group='database')
+    with pytest.raises(exception.DBConnectionError) as err:
+        db_api.API(conf).connect()
+    assert 'topsecret' not in str(err.value)
+    assert 'mysql+nosuchdriver://u:***@h/db' in str(err.value)
