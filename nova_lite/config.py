@@ -9,6 +9,7 @@ reads every option once, so a bad value fails at start-up with one line
 instead of later inside a heartbeat.
 """
 
+import configparser
 import sys
 
 from oslo_config import cfg
@@ -78,3 +79,16 @@ def _validate(conf):
         if isinstance(value, cfg.ConfigOpts.GroupAttr):
             for opt_name in list(value):
                 getattr(value, opt_name)
+
+
+def write_config_file(path, values):
+    """Write ``{group: {option: value}}`` as an oslo.config INI file."""
+    parser = configparser.ConfigParser(interpolation=None)
+    for group, options in values.items():
+        if group != 'DEFAULT':
+            parser.add_section(group)
+        for key, value in options.items():
+            parser.set(group, key, str(value))
+    with open(path, 'w') as handle:
+        parser.write(handle)
+    return path

@@ -28,6 +28,9 @@ NOTIFIER = None
 
 _VERSION_RE = re.compile(r'^\d+\.\d+$')
 
+_CONTEXT_DEFAULTS = (None, False, [], '')
+_DERIVED_CONTEXT_KEYS = frozenset(['user_identity'])
+
 
 def init(conf):
     """Create this process's transports; safe to call once per process."""
@@ -90,7 +93,12 @@ class RequestContextSerializer(messaging.Serializer):
         return self._base.deserialize_entity(context, entity)
 
     def serialize_context(self, context):
-        return context.to_dict()
+        # Leave out what from_dict() assumes for a missing key (None, False,
+        # empty) and the derived user_identity: the context rides in every
+        # message, JSON-encoded twice by the rabbit driver's envelope.
+        return {key: value for key, value in context.to_dict().items()
+                if value not in _CONTEXT_DEFAULTS
+                and key not in _DERIVED_CONTEXT_KEYS}
 
     def deserialize_context(self, context):
         return nova_context.from_dict(context)
@@ -126,9 +134,10 @@ def resolve_version_cap(conf, topic, min_service_version):
 
     ``min_service_version(topic)`` is called only for ``auto``; it returns
     the lowest version reported by live services of the topic, or None.
-    Returns None for no cap.
+    Returns None for no cap, also for a topic with no option (a role a
+    user added without registering ``[upgrade_levels] <topic>``).
     """
-    value = getattr(conf.upgrade_levels, topic)
+    value = getattr(conf.upgrade_levels, topic, None)
     if not value:
         return None
     if value == 'auto':

@@ -1,7 +1,6 @@
 """Config and broker fixtures (``fixtures.Fixture``; usable as context
 managers or from pytest/testtools)."""
 
-import configparser
 import os
 import secrets
 import shutil
@@ -75,16 +74,8 @@ class ConfFixture(fixtures.Fixture):
         values = self.values()
         for group, options in (extra or {}).items():
             values.setdefault(group, {}).update(options)
-        parser = configparser.ConfigParser(interpolation=None)
-        for group, options in values.items():
-            if group != 'DEFAULT':
-                parser.add_section(group)
-            for key, value in options.items():
-                parser.set(group, key, str(value))
-        path = os.path.join(self.state_path, name)
-        with open(path, 'w') as handle:
-            parser.write(handle)
-        return path
+        return config.write_config_file(os.path.join(self.state_path, name),
+                                        values)
 
 
 class BrokerUnavailable(exception.NovaLiteException):

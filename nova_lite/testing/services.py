@@ -5,58 +5,12 @@ processes run the real console entry points with their own config file.
 """
 
 import os
-import signal
-import subprocess
-import sys
 
 import fixtures
 
+from nova_lite import process
 from nova_lite import rpc
 from nova_lite import service
-
-
-def daemon_module(binary):
-    """``nova-lite-compute`` -> ``nova_lite.cmd.compute``."""
-    return 'nova_lite.cmd.%s' % binary[len('nova-lite-'):]
-
-
-class DaemonProcess:
-    """A daemon started by ``ServiceFactory.start_daemon``."""
-
-    def __init__(self, binary, host, argv, log_path, env=None):
-        self.binary = binary
-        self.host = host
-        self.log_path = log_path
-        self._log = open(log_path, 'ab')
-        self.popen = subprocess.Popen(argv, stdout=self._log,
-                                      stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env)
-
-    @property
-    def pid(self):
-        return self.popen.pid
-
-    def signal(self, signum):
-        if self.popen.poll() is None:
-            os.kill(self.popen.pid, signum)
-
-    def wait(self, timeout=None):
-        return self.popen.wait(timeout=timeout)
-
-    def stop(self, timeout=15):
-        """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
-        self.signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            return self.popen.wait()
-        finally:
-            self._log.close()
-
-    def log_text(self):
-        with open(self.log_path, 'rb') as handle:
-            return handle.read().decode('utf-8', 'replace')
 
 
 class ServiceFactory(fixtures.Fixture):
@@ -98,18 +52,15 @@ class ServiceFactory(fixtures.Fixture):
         name = '%s-%s' % (binary, host)
         conf_path = self.conf_fixture.write_config_file(name + '.conf',
                                                         extra=extra)
-        argv = [sys.executable, '-m', daemon_module(binary),
-                '--config-file', conf_path]
         log_path = os.path.join(self.conf_fixture.state_path, name + '.log')
-        daemon = DaemonProcess(binary, host, argv, log_path)
+        daemon = process.DaemonProcess(binary, host, [conf_path], log_path)
         self.daemons.append(daemon)
         return daemon
 
     def _stop_all(self):
         for svc in reversed(self.services):
             svc.stop(graceful_timeout=2)
-        for daemon in reversed(self.daemons):
-            daemon.stop()
+        process.stop_all(list(reversed(self.daemons)))
         self.services, self.daemons = [], []
         if self._owns_rpc:
             rpc.cleanup()

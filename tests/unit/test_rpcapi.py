@@ -100,3 +100,18 @@ def test_rpcapi_before_rpc_init_is_named_error(conf):
     rpc.cleanup()
     with pytest.raises(exception.RPCNotInitialized):
         compute_rpcapi.ComputeRPCAPI(conf)
+
+
+def test_context_survives_compact_serialization():
+    serializer = rpc.RequestContextSerializer()
+    original = context.RequestContext(user_id='u1', project_id='p1',
+                                      roles=['admin'], is_admin=False,
+                                      read_only=True,
+                                      global_request_id='req-g')
+    wire = serializer.serialize_context(original)
+    assert 'user_identity' not in wire and 'auth_token' not in wire
+    restored = serializer.deserialize_context(wire)
+    assert restored.to_dict() == original.to_dict()
+    admin = context.get_admin_context()
+    assert (serializer.deserialize_context(
+        serializer.serialize_context(admin)).to_dict() == admin.to_dict())

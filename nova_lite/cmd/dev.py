@@ -1,0 +1,192 @@
+"""A local multi-daemon deployment for development and demos.
+
+Started by ``bin/nova-lite-dev deploy`` (which first sets up the virtualenv
+and RabbitMQ).  It writes a config, syncs the DB, starts a conductor, a
+scheduler, an inflight prober and N computes as separate daemons with
+different ``host`` values, prints ``service list``, and runs until Ctrl-C or
+``--duration``.  On the way out it stops every daemon it started.
+"""
+
+from nova_lite import monkey_patch  # noqa: F401  (must be first)
+
+import argparse
+import os
+import sys
+import time
+import uuid
+
+from nova_lite import config
+from nova_lite.cmd import common
+from nova_lite.cmd.manage import service as service_commands
+from nova_lite.cmd import output
+from nova_lite.conductor import rpcapi as conductor_rpcapi
+from nova_lite import context
+from nova_lite.db import api as db_api
+from nova_lite.db import migration
+from nova_lite import process
+from nova_lite import rpc
+from nova_lite import servicegroup
+from nova_lite import utils
+
+PROG = 'nova-lite-dev'
+
+
+def _positive(value):
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError('must be >= 0, got %s' % value)
+    return number
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG, description='Run a local nova_lite deployment: conductor, '
+        'scheduler, inflight and N computes as separate daemons.')
+    parser.add_argument('--duration', type=_positive, default=0,
+                        help='Seconds to run, then stop everything (default '
+                             '0: until Ctrl-C).')
+    parser.add_argument('--computes', type=int, default=2,
+                        choices=range(1, 33), metavar='N',
+                        help='How many compute daemons (default 2).')
+    parser.add_argument('--state-dir', default=os.path.join('state', 'dev'),
+                        help='Config, database and logs go here '
+                             '(default state/dev).')
+    parser.add_argument('--transport-url',
+                        help='Broker URL (default: the config default, '
+                             'the local RabbitMQ).')
+    return parser
+
+
+def _deployment_values(args):
+    state_dir = os.path.abspath(args.state_dir)
+    values = {
+        'DEFAULT': {'state_path': state_dir, 'report_interval': 2,
+                    'service_down_time': 10, 'periodic_fuzzy_delay': 0,
+                    'debug': False},
+        'database': {'connection': 'sqlite:///%s' % os.path.join(
+            state_dir, 'nova_lite.sqlite')},
+        'inflight': {'probe_interval': 5, 'sleep_seconds': 0.2},
+    }
+    if args.transport_url:
+        values['DEFAULT']['transport_url'] = args.transport_url
+    return values
+
+
+def _daemon_plan(computes):
+    plan = [('nova-lite-conductor', 'control1'),
+            ('nova-lite-scheduler', 'control1'),
+            ('nova-lite-inflight', 'control1')]
+    plan += [('nova-lite-compute', 'compute%d' % n)
+             for n in range(1, computes + 1)]
+    return plan
+
+
+def _start_daemons(state_dir, conf_path, plan):
+    daemons = []
+    for binary, host in plan:
+        host_conf = config.write_config_file(
+            os.path.join(state_dir, '%s-%s.conf' % (binary, host)),
+            {'DEFAULT': {'host': host}})
+        log_path = os.path.join(state_dir, '%s-%s.log' % (binary, host))
+        daemons.append(process.DaemonProcess(binary, host,
+                                             [conf_path, host_conf],
+                                             log_path))
+        print('started %-20s host=%-9s pid=%-7d log=%s' % (
+            binary, host, daemons[-1].pid, log_path), flush=True)
+    return daemons
+
+
+def _wait_all_up(conf, db, daemons, timeout=60):
+    deadline = time.monotonic() + timeout
+    pending = list(daemons)
+    while pending and time.monotonic() < deadline:
+        for daemon in list(pending):
+            if daemon.popen.poll() is not None:
+                raise RuntimeError('%s exited with %s; see %s' % (
+                    daemon.binary, daemon.popen.returncode,
+                    daemon.log_path))
+            try:
+                svc = db.service_get(daemon.host, daemon.binary)
+            except Exception:
+                continue
+            if servicegroup.is_up(svc, conf.service_down_time):
+                pending.remove(daemon)
+        utils.sleep(0.2)
+    if pending:
+        raise RuntimeError('not up after %ss: %s' % (timeout, pending))
+
+
+def _print_services(conf, db):
+    print()
+    output.print_table(service_commands.LIST_COLUMNS,
+                       service_commands.service_rows(conf, db))
+    print(flush=True)
+
+
+def _demo_build(conf, db):
+    """One instance through conductor -> scheduler -> compute."""
+    instance_uuid = str(uuid.uuid4())
+    conductor_rpcapi.ConductorRPCAPI(conf, db=db).build_instance(
+        context.get_admin_context(), instance_uuid)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            instance = db.instance_get(instance_uuid)
+            if instance['vm_state'] in ('active', 'error'):
+                print('instance %s: %s on %s' % (
+                    instance_uuid, instance['vm_state'], instance['host']))
+                return
+        except Exception:
+            pass
+        utils.sleep(0.2)
+    print('instance %s: not built within 30s' % instance_uuid)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    state_dir = os.path.abspath(args.state_dir)
+    os.makedirs(state_dir, exist_ok=True)
+    conf_path = config.write_config_file(
+        os.path.join(state_dir, 'nova-lite.conf'), _deployment_values(args))
+    conf = config.parse_args_or_exit(['--config-file', conf_path], PROG)
+    daemons = []
+    with common.exit_on_error(PROG):
+        db = db_api.API(conf)
+        db.connect()
+        migration.db_sync(db)
+        print('config: %s' % conf_path)
+        print('broker: %s' % utils.mask_url(conf.transport_url), flush=True)
+        try:
+            daemons = _start_daemons(state_dir, conf_path,
+                                     _daemon_plan(args.computes))
+            _wait_all_up(conf, db, daemons)
+            _print_services(conf, db)
+            rpc.init(conf)
+            _demo_build(conf, db)
+            print('running %s; Ctrl-C stops every daemon' % (
+                'for %ss' % args.duration if args.duration
+                else 'until Ctrl-C'), flush=True)
+            _run_until(args.duration)
+            _print_services(conf, db)
+        except KeyboardInterrupt:
+            print('\ninterrupted')
+        except RuntimeError as exc:
+            print('%s: error: %s' % (PROG, exc), file=sys.stderr)
+            return 1
+        finally:
+            for daemon, code in process.stop_all(list(reversed(daemons))):
+                print('stopped %-20s host=%-9s exit=%s' % (
+                    daemon.binary, daemon.host, code))
+            rpc.cleanup()
+    return 0
+
+
+def _run_until(duration):
+    deadline = time.monotonic() + duration if duration else None
+    while deadline is None or time.monotonic() < deadline:
+        utils.sleep(0.5 if deadline is None
+                    else min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Running nova_lite daemons as child processes (dev deployment, tests)."""
+
+import os
+import signal
+import subprocess
+import sys
+
+
+def daemon_module(binary):
+    """``nova-lite-compute`` -> ``nova_lite.cmd.compute``."""
+    return 'nova_lite.cmd.%s' % binary[len('nova-lite-'):]
+
+
+class DaemonProcess:
+    """One daemon, its output appended to ``log_path``."""
+
+    def __init__(self, binary, host, config_files, log_path):
+        self.binary = binary
+        self.host = host
+        self.log_path = log_path
+        argv = [sys.executable, '-m', daemon_module(binary)]
+        for path in config_files:
+            argv += ['--config-file', path]
+        self._log = open(log_path, 'ab')
+        self.popen = subprocess.Popen(argv, stdout=self._log,
+                                      stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL)
+
+    def __repr__(self):
+        return '<DaemonProcess %s on %s pid %s>' % (self.binary, self.host,
+                                                    self.pid)
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def signal(self, signum):
+        if self.popen.poll() is None:
+            os.kill(self.popen.pid, signum)
+
+    def wait(self, timeout=None):
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self, timeout=15):
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
+        self.signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait()
+        finally:
+            self._log.close()
+
+    def log_text(self):
+        with open(self.log_path, 'rb') as handle:
+            return handle.read().decode('utf-8', 'replace')
+
+
+def stop_all(daemons, timeout=15):
+    """Stop ``daemons`` together; returns ``[(daemon, exit code)]``.
+
+    All get SIGTERM first, so their graceful shutdowns overlap.
+    """
+    for daemon in daemons:
+        daemon.signal(signal.SIGTERM)
+    return [(daemon, daemon.stop(timeout)) for daemon in daemons]
