@@ -171,7 +171,8 @@ def serve(services):
     starter = utils.spawn(_start_all)
     stop.wait()
     starter.kill()
-    for svc in reversed(started):
-        svc.stop()
+    # Each stop mostly waits on the broker; overlap them.
+    for stopper in [utils.spawn(svc.stop) for svc in reversed(started)]:
+        stopper.wait()
     if errors:
         raise errors[0]
