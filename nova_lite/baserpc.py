@@ -4,9 +4,15 @@ It answers whatever the service's role: operators and the inflight manager
 use it to reach any registered service by topic or topic.host.
 """
 
+import math
+import time
+
 import oslo_messaging as messaging
 
+from nova_lite.conf import inflight as inflight_conf
+from nova_lite import exception
 from nova_lite import rpc
+from nova_lite import utils
 
 NAMESPACE = 'baseapi'
 
@@ -14,7 +20,7 @@ NAMESPACE = 'baseapi'
 class BaseAPI:
     """Server side of the base RPC API (an endpoint of every service)."""
 
-    target = messaging.Target(namespace=NAMESPACE, version='1.0')
+    target = messaging.Target(namespace=NAMESPACE, version='1.1')
 
     def __init__(self, host, binary, version):
         self.host = host
@@ -26,11 +32,51 @@ class BaseAPI:
         return {'host': self.host, 'binary': self.binary,
                 'version': self.version, 'arg': arg}
 
+    @messaging.expected_exceptions(exception.InvalidInput)
+    def inflight(self, context, sent_at=None, sleep=None):
+        """Stamp arrival, sleep ``sleep`` s in a greenthread, stamp reply.
+
+        How late that greenthread wakes up is this service's greenthread
+        (hub) overhead.  ``sent_at`` is the caller's wall clock, echoed so
+        a reply can be matched to its probe.
+        """
+        received_at = time.time()
+        _check_number('sent_at', sent_at, minimum=0.0)
+        _check_number('sleep', sleep, minimum=0.0,
+                      maximum=inflight_conf.MAX_SLEEP_SECONDS)
+        sleep_actual = utils.spawn(_timed_sleep, sleep).wait()
+        return {'sent_at': sent_at, 'received_at': received_at,
+                'sleep_requested': sleep, 'sleep_actual': sleep_actual,
+                'greenthreads': utils.live_greenthreads(),
+                'host': self.host, 'binary': self.binary,
+                'version': self.version, 'replied_at': time.time()}
+
+
+def _timed_sleep(seconds):
+    start = time.monotonic()
+    utils.sleep(seconds)
+    return time.monotonic() - start
+
+
+def _check_number(name, value, minimum=None, maximum=None):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise exception.InvalidInput(
+            reason='%s must be a number, got %r' % (name, value))
+    if not math.isfinite(value):
+        raise exception.InvalidInput(reason='%s must be finite' % name)
+    if minimum is not None and value < minimum:
+        raise exception.InvalidInput(
+            reason='%s must be >= %s, got %s' % (name, minimum, value))
+    if maximum is not None and value > maximum:
+        raise exception.InvalidInput(
+            reason='%s must be <= %s, got %s' % (name, maximum, value))
+
 
 class BaseRPCAPI(rpc.RPCAPIBase):
     """Client side of the base RPC API, for any topic.
 
     1.0 - Initial version: ping(arg).
+    1.1 - Add inflight(sent_at, sleep).
     """
 
     NAMESPACE = NAMESPACE
@@ -47,3 +93,9 @@ class BaseRPCAPI(rpc.RPCAPIBase):
         """Call ``ping`` on ``host`` (or any service of the topic)."""
         cctxt = self.client.prepare(server=host, timeout=timeout)
         return cctxt.call(ctxt, 'ping', arg=arg)
+
+    def inflight(self, ctxt, sent_at, sleep, host=None, timeout=None):
+        """Call ``inflight``; the reply carries the service's stamps."""
+        cctxt = self._require('inflight', '1.1', server=host,
+                              timeout=timeout)
+        return cctxt.call(ctxt, 'inflight', sent_at=sent_at, sleep=sleep)

@@ -8,6 +8,8 @@ import eventlet
 from eventlet import event as eventlet_event
 from eventlet import tpool
 
+from nova_lite import monkey_patch
+
 _PASSWORD_IN_URL = re.compile(r'(?P<user>[/,@][^:/@,?]*):[^@/,?]*@')
 
 
@@ -19,6 +21,19 @@ def spawn(func, *args, **kwargs):
 def sleep(seconds=0):
     """Yield to other greenthreads for ``seconds``."""
     eventlet.sleep(seconds)
+
+
+def live_greenthreads():
+    """How many greenthreads were spawned and have not finished yet."""
+    return sum(1 for thread in list(monkey_patch.LIVE_GREENTHREADS)
+               if not thread.dead)
+
+
+def map_concurrently(func, items, concurrency):
+    """``[func(item) for item in items]`` with at most ``concurrency``
+    running at once; results keep the order of ``items``."""
+    pool = eventlet.GreenPool(concurrency)
+    return list(pool.imap(func, items))
 
 
 def execute_in_thread(func, *args, **kwargs):

@@ -13,6 +13,20 @@ from nova_lite import service
 LOG = logging.getLogger(__name__)
 
 
+def add_config_file_arg(parser):
+    parser.add_argument(
+        '--config-file', action='append', default=[], metavar='PATH',
+        help='Configuration file; may repeat, later files override earlier '
+             'ones.')
+
+
+def config_argv(args):
+    argv = []
+    for path in args.config_file:
+        argv += ['--config-file', path]
+    return argv
+
+
 def setup(prog, argv=None):
     """Parse config (exit 2 on a bad one), set up logging and RPC."""
     argv = sys.argv[1:] if argv is None else argv

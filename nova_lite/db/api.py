@@ -4,6 +4,7 @@
 never hold a session open across a greenthread switch.
 """
 
+import datetime
 import time
 
 import sqlalchemy as sa
@@ -20,6 +21,9 @@ LOG = logging.getLogger(__name__)
 SERVICE_FIELDS = ('id', 'host', 'binary', 'topic', 'version', 'report_count',
                   'disabled', 'disabled_reason', 'last_seen_up',
                   'created_at', 'updated_at')
+SAMPLE_FIELDS = ('topic', 'host', 'binary', 'to_service', 'in_service',
+                 'greenthread_overhead', 'from_service', 'total',
+                 'clock_offset', 'skew', 'greenthreads', 'timed_out', 'error')
 INSTANCE_FIELDS = ('uuid', 'host', 'vm_state', 'task_state', 'power_state',
                    'fault', 'created_at', 'updated_at')
 
@@ -203,3 +207,38 @@ class API:
                  .group_by(models.Instance.host))
         with self._session() as session:
             return dict(session.execute(query).all())
+
+    # -- inflight samples ------------------------------------------------
+
+    def inflight_samples_add(self, samples):
+        """Store ``samples`` (dicts with SAMPLE_FIELDS) in one transaction."""
+        rows = [{name: sample.get(name) for name in SAMPLE_FIELDS}
+                for sample in samples]
+        for row in rows:
+            if row['error']:
+                row['error'] = row['error'][:255]
+            row['created_at'] = models.utcnow()
+        if not rows:
+            return
+        with self._session() as session, session.begin():
+            session.execute(sa.insert(models.InflightSample), rows)
+
+    def inflight_samples_since(self, seconds):
+        """Samples of the last ``seconds``, oldest first, as dicts."""
+        cutoff = models.utcnow() - datetime.timedelta(seconds=seconds)
+        query = (sa.select(models.InflightSample)
+                 .where(models.InflightSample.created_at >= cutoff)
+                 .order_by(models.InflightSample.id))
+        with self._session() as session:
+            return [_as_dict(row, ('created_at',) + SAMPLE_FIELDS)
+                    for row in session.scalars(query)]
+
+    def inflight_samples_purge(self, older_than_seconds):
+        """Delete samples older than the retention; returns how many."""
+        cutoff = models.utcnow() - datetime.timedelta(
+            seconds=older_than_seconds)
+        with self._session() as session, session.begin():
+            result = session.execute(
+                sa.delete(models.InflightSample)
+                .where(models.InflightSample.created_at < cutoff))
+            return result.rowcount

@@ -56,3 +56,29 @@ class Instance(TimestampMixin, Base):
     task_state: orm.Mapped[str | None] = orm.mapped_column(sa.String(32))
     power_state: orm.Mapped[str] = orm.mapped_column(sa.String(32))
     fault: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+
+
+class InflightSample(Base):
+    """One inflight probe of one service; phases in ms."""
+
+    __tablename__ = 'inflight_samples'
+    __table_args__ = (sa.Index('ix_inflight_samples_created_at',
+                               'created_at'),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        sa.DateTime, default=utcnow, nullable=False)
+    topic: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    host: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    binary: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    to_service: orm.Mapped[float | None] = orm.mapped_column(sa.Float)
+    in_service: orm.Mapped[float | None] = orm.mapped_column(sa.Float)
+    greenthread_overhead: orm.Mapped[float | None] = orm.mapped_column(
+        sa.Float)
+    from_service: orm.Mapped[float | None] = orm.mapped_column(sa.Float)
+    total: orm.Mapped[float | None] = orm.mapped_column(sa.Float)
+    clock_offset: orm.Mapped[float | None] = orm.mapped_column(sa.Float)
+    skew: orm.Mapped[bool] = orm.mapped_column(default=False)
+    greenthreads: orm.Mapped[int | None] = orm.mapped_column()
+    timed_out: orm.Mapped[bool] = orm.mapped_column(default=False)
+    error: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))

@@ -3,6 +3,7 @@
     nova-lite-manage [--config-file PATH] db sync
     nova-lite-manage [--config-file PATH] service list [--json]
     nova-lite-manage [--config-file PATH] service disable|enable HOST BINARY
+    nova-lite-manage [--config-file PATH] inflight report [--since MIN] [--json]
 """
 
 from nova_lite import monkey_patch  # noqa: F401  (must be first)
@@ -12,33 +13,20 @@ import sys
 
 from nova_lite.cmd import common
 from nova_lite.cmd.manage import db as db_commands
+from nova_lite.cmd.manage import inflight as inflight_commands
 from nova_lite.cmd.manage import service as service_commands
 from nova_lite import config
 
 PROG = 'nova-lite-manage'
 
 # Each module adds its command group's sub-parser.
-COMMAND_GROUPS = (db_commands, service_commands)
-
-
-def add_config_file_arg(parser):
-    parser.add_argument(
-        '--config-file', action='append', default=[], metavar='PATH',
-        help='Configuration file; may repeat, later files override earlier '
-             'ones.')
-
-
-def config_argv(args):
-    argv = []
-    for path in args.config_file:
-        argv += ['--config-file', path]
-    return argv
+COMMAND_GROUPS = (db_commands, service_commands, inflight_commands)
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog=PROG, description='nova_lite operator commands.')
-    add_config_file_arg(parser)
+    common.add_config_file_arg(parser)
     groups = parser.add_subparsers(dest='group', metavar='GROUP',
                                    required=True)
     for module in COMMAND_GROUPS:
@@ -48,7 +36,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    conf = config.parse_args_or_exit(config_argv(args), PROG)
+    conf = config.parse_args_or_exit(common.config_argv(args), PROG)
     with common.exit_on_error(PROG):
         return args.func(conf, args) or 0
 
