@@ -119,7 +119,7 @@ class InflightManager(manager.Manager):
             LOG.debug('inflight %s@%s: %s', sample.topic, sample.host,
                       sample.as_dict())
         answered = [s for s in samples if s.answered]
-        slowest = max(answered, key=lambda s: s.total, default=None)
+        slowest = max(answered, key=lambda s: s.total or 0.0, default=None)
         depth = ' '.join('%s=%s' % (topic, d['messages'])
                          for topic, d in summary['queues'].items() if d)
         LOG.info('Inflight round %d: %d services, %d answered, %d timed out, '
@@ -128,5 +128,5 @@ class InflightManager(manager.Manager):
                  summary['answered'], summary['timeouts'],
                  summary['errors'], summary['skewed'], summary['duration'],
                  '%s@%s %.1f ms' % (slowest.topic, slowest.host,
-                                    slowest.total) if slowest else '-',
+                                    slowest.total or 0.0) if slowest else '-',
                  depth or '-')

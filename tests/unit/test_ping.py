@@ -1,0 +1,73 @@
+"""nova-lite-ping: target parsing, usage errors (exit 2), output format."""
+
+import pytest
+
+from nova_lite.cmd import ping
+from nova_lite.inflight import probe
+
+
+@pytest.mark.parametrize('text,expected', [
+    ('compute', ('compute', None)),
+    ('compute@node-1.example', ('compute', 'node-1.example')),
+])
+def test_parse_target(text, expected):
+    assert ping.parse_target(text) == expected
+
+
+@pytest.mark.parametrize('text', ['compute@', '@host', 'com pute',
+                                  'compute@a b', ''])
+def test_parse_bad_target(text):
+    with pytest.raises(ping.UsageError):
+        ping.parse_target(text)
+
+
+@pytest.mark.parametrize('args,message', [
+    (['compute@'], 'bad target'),
+    (['nosuchtopic'], "unknown topic 'nosuchtopic'"),
+    (['compute', '-c', '0'], 'must be positive'),
+    (['compute', '-c', '-3'], 'must be positive'),
+    (['compute', '-i', '0'], 'must be positive'),
+    (['compute', '-t', 'soon'], 'not a number'),
+    (['compute', '--sleep', '-1'], 'must be between 0 and 60'),
+    (['compute', '--sleep', '3600'], 'must be between 0 and 60'),
+])
+def test_bad_usage_exits_2_with_one_error_line(conf_fixture, db, capsys,
+                                               args, message):
+    argv = ['--config-file', conf_fixture.write_config_file()] + args
+    try:
+        code = ping.main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    error_lines = [line for line in err.splitlines() if 'error:' in line]
+    assert len(error_lines) == 1 and 'Traceback' not in err
+
+
+def test_reply_and_summary_format():
+    good = probe.Sample(topic='compute', host='h1', binary='nova-lite-compute',
+                        version='1.0', to_service=1.0, in_service=1000.0,
+                        greenthread_overhead=0.5, from_service=2.0,
+                        total=1003.0, transit=3.0, greenthreads=5)
+    skewed = probe.Sample(topic='compute', host='h2', binary='nova-lite-compute',
+                          version='1.0', in_service=1000.0,
+                          greenthread_overhead=0.5, total=1004.0,
+                          transit=4.0, clock_offset=-40.0, skew=True,
+                          greenthreads=5)
+    lost = probe.Sample(topic='compute', host='h3', timed_out=True)
+    assert ping.format_reply(1, good) == (
+        'reply from h1 (nova-lite-compute 1.0): seq=1 to_service=1.00 ms '
+        'in_service=1000.00 ms greenthread_overhead=0.50 ms '
+        'from_service=2.00 ms total=1003.00 ms greenthreads=5')
+    assert 'to_service=skewed' in ping.format_reply(2, skewed)
+    assert 'clock offset -40.00 ms' in ping.format_reply(2, skewed)
+    assert ping.format_reply(3, lost) == (
+        'timeout: seq=3 no reply from compute@h3')
+    summary = ping.summarize([good, skewed, lost])
+    assert (summary['sent'], summary['answered'], summary['lost']) == (3, 2, 1)
+    # A skewed reply adds nothing to to_service: no latency from bad clocks.
+    assert summary['to_service']['count'] == 1
+    text = ping.format_summary('compute', summary)
+    assert '3 probes sent, 2 answered, 33% lost' in text
+    assert 'total                 min/avg/max/p99 = 1003.00/1003.50/1004.00/1004.00 ms' in text
