@@ -22,9 +22,12 @@ class DaemonProcess:
         for path in config_files:
             argv += ['--config-file', path]
         self._log = open(log_path, 'ab')
+        # A session of its own: a Ctrl-C meant for the parent does not reach
+        # the daemon; the parent decides when to stop it.
         self.popen = subprocess.Popen(argv, stdout=self._log,
                                       stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL)
+                                      stdin=subprocess.DEVNULL,
+                                      start_new_session=True)
 
     def __repr__(self):
         return '<DaemonProcess %s on %s pid %s>' % (self.binary, self.host,

@@ -17,12 +17,14 @@ import uuid
 
 from nova_lite import config
 from nova_lite.cmd import common
+from nova_lite.cmd.manage import inflight as inflight_commands
 from nova_lite.cmd.manage import service as service_commands
 from nova_lite.cmd import output
 from nova_lite.conductor import rpcapi as conductor_rpcapi
 from nova_lite import context
 from nova_lite.db import api as db_api
 from nova_lite.db import migration
+from nova_lite.inflight import rpcapi as inflight_rpcapi
 from nova_lite import process
 from nova_lite import rpc
 from nova_lite import servicegroup
@@ -150,6 +152,7 @@ def main(argv=None):
         os.path.join(state_dir, 'nova-lite.conf'), _deployment_values(args))
     conf = config.parse_args_or_exit(['--config-file', conf_path], PROG)
     daemons = []
+    started = time.monotonic()
     with common.exit_on_error(PROG):
         db = db_api.API(conf)
         db.connect()
@@ -163,11 +166,17 @@ def main(argv=None):
             _print_services(conf, db)
             rpc.init(conf)
             _demo_build(conf, db)
-            print('running %s; Ctrl-C stops every daemon' % (
-                'for %ss' % args.duration if args.duration
-                else 'until Ctrl-C'), flush=True)
+            print('running %s; Ctrl-C stops every daemon and prints the '
+                  'inflight report' % ('for %ss' % args.duration
+                                       if args.duration else
+                                       'until Ctrl-C'), flush=True)
             _run_until(args.duration)
+            # One more round so even a short run reports every service.
+            inflight_rpcapi.InflightRPCAPI(conf, db=db).probe_now(
+                context.get_admin_context(), timeout=60)
             _print_services(conf, db)
+            inflight_commands.print_report(db, since_minutes=
+                                           (time.monotonic() - started) / 60)
         except KeyboardInterrupt:
             print('\ninterrupted')
         except RuntimeError as exc:
@@ -182,10 +191,14 @@ def main(argv=None):
 
 
 def _run_until(duration):
+    """Until ``duration`` s passed (0: forever) or Ctrl-C."""
     deadline = time.monotonic() + duration if duration else None
-    while deadline is None or time.monotonic() < deadline:
-        utils.sleep(0.5 if deadline is None
-                    else min(0.5, max(0.0, deadline - time.monotonic())))
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            utils.sleep(0.5 if deadline is None
+                        else min(0.5, max(0.0, deadline - time.monotonic())))
+    except KeyboardInterrupt:
+        print('\ninterrupted; reporting, then stopping every daemon')
 
 
 if __name__ == '__main__':

@@ -69,16 +69,22 @@ def _flatten(row):
     return flat
 
 
-def report_command(conf, args):
-    db = db_api.API(conf)
-    rows = report_rows(db.inflight_samples_since(args.since * 60))
-    if args.json:
-        output.print_json(rows)
-        return
+def print_report(db, since_minutes):
+    """The human ``inflight report`` table for the last ``since_minutes``."""
+    rows = report_rows(db.inflight_samples_since(since_minutes * 60))
     if not rows:
-        print('No inflight samples in the last %g minutes.' % args.since)
+        print('No inflight samples in the last %.1f minutes.' % since_minutes)
         return
-    print('Inflight over the last %g minutes; phases are p50/p95/max in ms'
-          % args.since)
+    print('Inflight over the last %.1f minutes; phases are p50/p95/max in ms'
+          % since_minutes)
     output.print_table(('topic', 'host', 'binary', 'samples', 'timeouts') +
                        probe.PHASES, [_flatten(r) for r in rows])
+
+
+def report_command(conf, args):
+    db = db_api.API(conf)
+    if args.json:
+        output.print_json(report_rows(
+            db.inflight_samples_since(args.since * 60)))
+    else:
+        print_report(db, args.since)
