@@ -13,9 +13,12 @@ from nova_lite.conductor import rpcapi as conductor_rpcapi
 from nova_lite import context
 from nova_lite.db import models
 from nova_lite import exception
+from nova_lite.inflight import manager as inflight_manager
+from nova_lite.inflight import rpcapi as inflight_rpcapi
 from nova_lite import rpc
 from nova_lite.scheduler import manager as scheduler_manager
 from nova_lite.scheduler import rpcapi as scheduler_rpcapi
+from nova_lite.testing import managers
 from nova_lite.testing import waiters
 
 PAIRS = [
@@ -23,6 +26,8 @@ PAIRS = [
     (conductor_rpcapi.ConductorRPCAPI, conductor_manager.ConductorManager),
     (scheduler_rpcapi.SchedulerRPCAPI, scheduler_manager.SchedulerManager),
     (baserpc.BaseRPCAPI, baserpc.BaseAPI),
+    (inflight_rpcapi.InflightRPCAPI, inflight_manager.InflightManager),
+    (managers.BusyRPCAPI, managers.BusyManager),
 ]
 
 

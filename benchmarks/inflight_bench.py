@@ -1,0 +1,334 @@
+"""Inflight probe benchmark: accuracy against a known truth, cost, scale.
+
+    bin/nova-lite-dev bench inflight      # or: python benchmarks/inflight_bench.py
+
+1. Hub block: a compute daemon running nova_lite.testing.managers.BusyManager
+   (through compute_manager) blocks its hub for 300 ms.  A probe sent during
+   the block must show the rest of the block in to_service; a probe whose
+   sleep overlaps the block must show it in greenthread_overhead.  Target:
+   within +-10% of the truth the manager recorded.
+2. Backlog: N casts of a known 20 ms each, queued ahead of a probe.  Target:
+   to_service within +-10% of the wait until the last of them finished.
+3. Probe cost: CPU a probe costs the probed service, as a share of one core
+   at the default probe interval.  Target: below 1%.
+4. Scale: one inflight daemon probes S simulated services (S/100 processes of
+   100 services, each its own host) every 10 s.  Target: the round finishes
+   inside the interval, under 200 MB RSS.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+BUSY_HOST = 'busy1'
+TARGET_ERROR = 0.10
+
+
+def _rss_mb(pid):
+    with open('/proc/%d/status' % pid) as handle:
+        for line in handle:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024.0
+    return None
+
+
+def _cpu_seconds(pid):
+    fields = open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+class Bench:
+    def __init__(self, args):
+        from nova_lite import config
+        from nova_lite.db import api as db_api
+        from nova_lite.db import migration
+
+        self.args = args
+        self.state = tempfile.mkdtemp(prefix='nova_lite_inflight_bench_')
+        self.values = {
+            'DEFAULT': {'state_path': self.state, 'report_interval': 10,
+                        'service_down_time': 60, 'periodic_fuzzy_delay': 0,
+                        'transport_url': args.url,
+                        'compute_manager':
+                            'nova_lite.testing.managers:BusyManager'},
+            'database': {'connection': 'sqlite:///%s/bench.sqlite' %
+                                       self.state},
+        }
+        self.conf_path = config.write_config_file(
+            os.path.join(self.state, 'bench.conf'), self.values)
+        self.conf = config.parse_args(['--config-file', self.conf_path],
+                                      default_config_files=[])
+        self.db = db_api.API(self.conf)
+        migration.db_sync(self.db)
+        self.daemons = []
+
+    def start_daemon(self, binary, host, extra=None):
+        from nova_lite import config
+        from nova_lite import process
+
+        files = [self.conf_path]
+        values = {'DEFAULT': {'host': host}}
+        for group, options in (extra or {}).items():
+            values.setdefault(group, {}).update(options)
+        files.append(config.write_config_file(
+            os.path.join(self.state, '%s-%s.conf' % (binary, host)), values))
+        daemon = process.DaemonProcess(
+            binary, host, files,
+            os.path.join(self.state, '%s-%s.log' % (binary, host)))
+        self.daemons.append(daemon)
+        return daemon
+
+    def wait_up(self, host, binary, timeout=120):
+        from nova_lite.testing import waiters
+        return waiters.wait_for_service(self.db, host, binary,
+                                        timeout=timeout)
+
+    def stop(self):
+        from nova_lite import process
+        process.stop_all(self.daemons)
+
+
+def _error(measured, expected):
+    return abs(measured - expected) / expected
+
+
+def hub_block(bench, ctxt, base, busy, rounds):
+    """Rows (scenario, expected ms, measured ms, error) per repetition."""
+    from nova_lite.inflight import probe
+    from nova_lite import utils
+
+    rows = []
+    for i in range(rounds):
+        # (a) A probe sent while the hub is blocked waits in to_service.
+        offset = 0.03 + 0.02 * (i % 5)
+        blocker = utils.spawn(busy.block_hub, ctxt, BUSY_HOST, 300)
+        utils.sleep(offset)
+        sample = probe.probe(base, ctxt, 'compute', host=BUSY_HOST, sleep=0,
+                             timeout=5)
+        block = blocker.wait()
+        expected = (block['end'] - sample.sent_at) * 1000.0
+        measured = (sample.to_service or 0) + sample.greenthread_overhead
+        rows.append(('to_service', expected, sample.to_service, measured))
+        # (b) A block during the probe's sleep shows in the overhead.
+        prober = utils.spawn(probe.probe, base, ctxt, 'compute',
+                             host=BUSY_HOST, sleep=0.2, timeout=5)
+        utils.sleep(0.1)
+        block = busy.block_hub(ctxt, BUSY_HOST, 300)
+        sample = prober.wait()
+        wake_due = sample.sent_at + (sample.to_service or 0) / 1000.0 + 0.2
+        expected = (block['end'] - wake_due) * 1000.0
+        rows.append(('greenthread_overhead', expected,
+                     sample.greenthread_overhead,
+                     sample.greenthread_overhead))
+        utils.sleep(0.1)
+    return rows
+
+
+def backlog(bench, ctxt, base, busy, rounds, casts, cast_ms):
+    from nova_lite.inflight import probe
+
+    rows = []
+    for _ in range(rounds):
+        busy.reset_busy_log(ctxt, BUSY_HOST)
+        for _ in range(casts):
+            busy.busy_cast(ctxt, BUSY_HOST, cast_ms)
+        sample = probe.probe(base, ctxt, 'compute', host=BUSY_HOST, sleep=0,
+                             timeout=30)
+        log = busy.get_busy_log(ctxt, BUSY_HOST)
+        assert len(log) == casts, 'casts lost: %d of %d' % (len(log), casts)
+        expected = (max(b['end'] for b in log) - sample.sent_at) * 1000.0
+        rows.append(('to_service', expected, sample.to_service,
+                     sample.to_service))
+    return rows
+
+
+def probe_cost(bench, ctxt, base, daemon, probes, interval):
+    """CPU seconds one probe costs the probed service."""
+    from nova_lite.inflight import probe
+    from nova_lite import utils
+
+    idle_start, idle_cpu = time.monotonic(), _cpu_seconds(daemon.pid)
+    utils.sleep(5)
+    idle_rate = (_cpu_seconds(daemon.pid) - idle_cpu) / (
+        time.monotonic() - idle_start)
+    start, cpu = time.monotonic(), _cpu_seconds(daemon.pid)
+    samples = utils.map_concurrently(
+        lambda _: probe.probe(base, ctxt, 'compute', host=BUSY_HOST,
+                              sleep=1.0, timeout=10),
+        range(probes), 50)
+    elapsed = time.monotonic() - start
+    used = _cpu_seconds(daemon.pid) - cpu - idle_rate * elapsed
+    lost = sum(1 for s in samples if not s.answered)
+    per_probe = max(0.0, used) / probes
+    return {'idle_pct': idle_rate * 100.0, 'per_probe_ms': per_probe * 1000,
+            'pct_at_interval': per_probe / interval * 100.0, 'lost': lost}
+
+
+def serve_many(conf_path, index, count):
+    """``count`` services in this process, hosts sim-INDEX-N, topic sim."""
+    from nova_lite import monkey_patch  # noqa: F401
+    from nova_lite import config
+    from nova_lite.db import api as db_api
+    from nova_lite import manager
+    from nova_lite import rpc
+    from nova_lite import service
+
+    conf = config.parse_args(['--config-file', conf_path],
+                             default_config_files=[])
+    config.setup_logging(conf)
+    rpc.init(conf)
+    db = db_api.API(conf)
+    services = [service.Service(conf, binary='nova-lite-sim', topic='sim',
+                                manager=manager.Manager,
+                                host='sim-%d-%03d' % (index, n), db=db)
+                for n in range(count)]
+    service.serve(services)
+
+
+def scale(bench, services, interval, per_process=100):
+    from nova_lite import context
+    from nova_lite.inflight import rpcapi as inflight_rpcapi
+    from nova_lite.testing import waiters
+    from nova_lite import servicegroup
+
+    procs = []
+    for index in range(0, services // per_process):
+        log = open(os.path.join(bench.state, 'sim-%d.log' % index), 'ab')
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), '--serve-many',
+             str(index), '--count', str(per_process), '--conf',
+             bench.conf_path], stdout=log, stderr=log,
+            stdin=subprocess.DEVNULL, start_new_session=True))
+    try:
+        waiters.wait_for(
+            lambda: sum(1 for s in bench.db.service_get_all(topic='sim')
+                        if servicegroup.is_up(s, 60)) >= services,
+            timeout=300, interval=1, what='%d simulated services' % services)
+        prober = bench.start_daemon('nova-lite-inflight', 'prober', {
+            'inflight': {'probe_interval': interval}})
+        bench.wait_up('prober', 'nova-lite-inflight')
+        api = inflight_rpcapi.InflightRPCAPI(bench.conf)
+        ctxt = context.get_admin_context()
+        rounds = []
+        for _ in range(3):
+            rounds.append(api.probe_now(ctxt, timeout=120))
+        rss = _rss_mb(prober.pid)
+        return {'services': rounds[-1]['services'],
+                'answered': min(r['answered'] for r in rounds),
+                'duration': statistics.median(r['duration'] for r in rounds),
+                'max_duration': max(r['duration'] for r in rounds),
+                'rss_mb': rss, 'interval': interval}
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait()
+
+
+def _summary_rows(rows):
+    by_scenario = {}
+    for scenario, expected, _, measured in rows:
+        by_scenario.setdefault(scenario, []).append(
+            (expected, measured, _error(measured, expected)))
+    return by_scenario
+
+
+def print_accuracy(title, rows):
+    print(title)
+    print('  %-22s %10s %12s %12s %12s %10s' % (
+        'shows in', 'probes', 'truth ms', 'measured ms', 'median err',
+        'max err'))
+    for scenario, entries in _summary_rows(rows).items():
+        errors = [e for _, _, e in entries]
+        print('  %-22s %10d %12.1f %12.1f %11.1f%% %9.1f%%' % (
+            scenario, len(entries),
+            statistics.median(e for e, _, _ in entries),
+            statistics.median(m for _, m, _ in entries),
+            statistics.median(errors) * 100, max(errors) * 100))
+    return all(statistics.median(e for _, _, e in entries) <= TARGET_ERROR
+               for entries in _summary_rows(rows).values())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--url', default='rabbit://guest:guest@localhost:5672/')
+    parser.add_argument('--rounds', type=int, default=10)
+    parser.add_argument('--casts', type=int, default=20)
+    parser.add_argument('--cast-ms', type=float, default=20.0)
+    parser.add_argument('--probes', type=int, default=200)
+    parser.add_argument('--services', type=int, default=500)
+    parser.add_argument('--interval', type=float, default=10.0)
+    parser.add_argument('--serve-many', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--count', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--conf', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_many is not None:
+        return serve_many(args.conf, args.serve_many, args.count)
+
+    from nova_lite import monkey_patch  # noqa: F401
+    from nova_lite import baserpc
+    from nova_lite import context
+    from nova_lite import rpc
+    from nova_lite.testing import managers
+
+    bench = Bench(args)
+    try:
+        busy_daemon = bench.start_daemon('nova-lite-compute', BUSY_HOST)
+        bench.wait_up(BUSY_HOST, 'nova-lite-compute')
+        rpc.init(bench.conf)
+        ctxt = context.get_admin_context()
+        base = baserpc.BaseRPCAPI(bench.conf, 'compute')
+        busy = managers.BusyRPCAPI(bench.conf, 'compute')
+        base.ping(ctxt, 'warm-up', host=BUSY_HOST)
+        print('Inflight probe benchmark (2-core machine, one RabbitMQ)\n')
+        ok_block = print_accuracy(
+            '1. hub blocked 300 ms by CPU work (%d probes each)' %
+            args.rounds, hub_block(bench, ctxt, base, busy, args.rounds))
+        ok_backlog = print_accuracy(
+            '2. backlog of %d casts x %.0f ms ahead of the probe' % (
+                args.casts, args.cast_ms),
+            backlog(bench, ctxt, base, busy, args.rounds, args.casts,
+                    args.cast_ms))
+        cost = probe_cost(bench, ctxt, base, busy_daemon, args.probes,
+                          args.interval)
+        print('3. probe cost on the probed service (%d probes, 1 s sleep)' %
+              args.probes)
+        print('  idle service CPU %.3f%%; one probe %.3f ms CPU; at one '
+              'probe per %.0f s: %.4f%% of a core; lost %d' % (
+                  cost['idle_pct'], cost['per_probe_ms'], args.interval,
+                  cost['pct_at_interval'], cost['lost']))
+        result = scale(bench, args.services, args.interval)
+        print('4. scale: one inflight daemon, %d services, %.0f s interval, '
+              'max_concurrent_pings %d, 1 s sleep' % (
+                  result['services'], result['interval'],
+                  bench.conf.inflight.max_concurrent_pings))
+        print('  round %.2f s median, %.2f s max; answered %d; inflight '
+              'RSS %.0f MB' % (result['duration'], result['max_duration'],
+                               result['answered'], result['rss_mb']))
+        print()
+        checks = [
+            ('hub block within +-10%', ok_block),
+            ('backlog within +-10%', ok_backlog),
+            ('probe cost < 1% at the default interval',
+             cost['pct_at_interval'] < 1.0),
+            ('round inside the interval',
+             result['max_duration'] < result['interval']),
+            ('inflight RSS < 200 MB', result['rss_mb'] < 200),
+        ]
+        for title, ok in checks:
+            print('  [%s] %s' % ('met' if ok else 'MISSED', title))
+    finally:
+        rpc.cleanup()
+        bench.stop()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

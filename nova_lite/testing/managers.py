@@ -1,0 +1,81 @@
+"""Managers for tests and benchmarks, selected with ``<topic>_manager``:
+
+    [DEFAULT]
+    compute_manager = nova_lite.testing.managers:BusyManager
+
+``BusyManager`` blocks its own eventlet hub with CPU work on request, the
+way a handler that forgets to yield (or a blocking C call) does, and records
+when each block started and ended, so a test can check what the inflight
+probe reports against a known truth.
+"""
+
+import time
+
+import oslo_messaging as messaging
+
+from nova_lite import manager
+from nova_lite import rpc
+
+
+def spin(milliseconds):
+    """Busy CPU for ``milliseconds`` without ever yielding to the hub."""
+    end = time.perf_counter() + milliseconds / 1000.0
+    while time.perf_counter() < end:
+        pass
+
+
+class BusyManager(manager.Manager):
+    """Server side of ``BusyRPCAPI``."""
+
+    target = messaging.Target(version='1.0')
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.busy_log = []
+
+    def _block(self, milliseconds):
+        start = time.time()
+        spin(milliseconds)
+        self.busy_log.append({'start': start, 'end': time.time()})
+        return self.busy_log[-1]
+
+    def block_hub(self, context, milliseconds):
+        """Call: block the hub for ``milliseconds``; returns start/end."""
+        return self._block(milliseconds)
+
+    def busy_cast(self, context, milliseconds):
+        """Cast: block the hub for ``milliseconds``."""
+        self._block(milliseconds)
+
+    def get_busy_log(self, context):
+        """Call: every block so far, as {start, end} wall times."""
+        return list(self.busy_log)
+
+    def reset_busy_log(self, context):
+        """Call: forget the blocks so far."""
+        self.busy_log = []
+
+
+class BusyRPCAPI(rpc.RPCAPIBase):
+    """Client side of the BusyManager test API (on any topic).
+
+    1.0 - Initial version.
+    """
+
+    def __init__(self, conf, topic, **kwargs):
+        self.TOPIC = topic
+        super().__init__(conf, **kwargs)
+
+    def block_hub(self, ctxt, host, milliseconds):
+        return self.client.prepare(server=host).call(
+            ctxt, 'block_hub', milliseconds=milliseconds)
+
+    def busy_cast(self, ctxt, host, milliseconds):
+        self.client.prepare(server=host).cast(ctxt, 'busy_cast',
+                                              milliseconds=milliseconds)
+
+    def get_busy_log(self, ctxt, host):
+        return self.client.prepare(server=host).call(ctxt, 'get_busy_log')
+
+    def reset_busy_log(self, ctxt, host):
+        return self.client.prepare(server=host).call(ctxt, 'reset_busy_log')

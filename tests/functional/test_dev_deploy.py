@@ -1,0 +1,29 @@
+"""README command 1: the local deployment, run as a user would."""
+
+import subprocess
+import sys
+
+
+def test_deploy_starts_reports_and_stops_everything(rabbit, tmp_path):
+    result = subprocess.run(
+        [sys.executable, '-m', 'nova_lite.cmd.dev', '--duration', '2',
+         '--state-dir', str(tmp_path / 'dev'), '--transport-url', rabbit.url],
+        capture_output=True, text=True, timeout=300)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert rabbit.password not in out + result.stderr
+    for binary, host in (('nova-lite-conductor', 'control1'),
+                         ('nova-lite-scheduler', 'control1'),
+                         ('nova-lite-inflight', 'control1'),
+                         ('nova-lite-compute', 'compute1'),
+                         ('nova-lite-compute', 'compute2')):
+        assert ('stopped %-20s host=%-9s exit=0' % (binary, host)) in out
+    listing = [line for line in out.splitlines()
+               if ' nova-lite-' in line and (' up ' in line or
+                                             ' down ' in line)]
+    assert listing and all(' up ' in line for line in listing), out
+    assert ': active on compute' in out
+    assert 'Inflight over the last' in out
+    report = out.split('Inflight over the last', 1)[1]
+    for host in ('compute1', 'compute2', 'control1'):
+        assert host in report
