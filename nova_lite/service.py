@@ -78,18 +78,24 @@ class Service:
         return self.manager.rpc_version
 
     def start(self):
-        """Register, then start consuming, heartbeating and periodic tasks."""
-        row = self.db.service_register(self.host, self.binary, self.topic,
-                                       self.version)
-        self.service_id = row['id']
+        """Start consuming, then register; then heartbeats and periodics.
+
+        The row is written once the RPC server consumes, so a service
+        listed as up can be called.
+        """
         self.manager.init_host()
         LOG.info('Connecting to message broker %s; oslo.messaging retries '
                  'until it answers', utils.mask_url(self.conf.transport_url))
         target = messaging.Target(topic=self.topic, server=self.host)
         endpoints = [self.manager,
                      baserpc.BaseAPI(self.host, self.binary, self.version)]
-        self.rpcserver = rpc.get_server(target, endpoints)
-        self.rpcserver.start()
+        server = rpc.get_server(target, endpoints)
+        server.start()
+        # Set only once started: stop() must not wait on a half-started one.
+        self.rpcserver = server
+        row = self.db.service_register(self.host, self.binary, self.topic,
+                                       self.version)
+        self.service_id = row['id']
         self._threads = [utils.spawn(self._heartbeat_loop),
                          utils.spawn(self._periodic_loop)]
         self.manager.post_start_hook()
@@ -154,8 +160,9 @@ def serve(services):
     def _start_all():
         try:
             for svc in services:
-                svc.start()
+                # Listed first: a signal during start() still stops it.
                 started.append(svc)
+                svc.start()
         except Exception as exc:
             errors.append(exc)
             stop.set()

@@ -158,8 +158,9 @@ def test_unreachable_broker_logs_masked_url_and_retries(factory,
             in text)
     assert secret not in text
     assert daemon.popen.poll() is None, 'the daemon must keep retrying'
-    # A signal still stops it while it retries.
+    # A signal still stops it, in order, while it retries.
     assert daemon.stop(timeout=15) == 0
+    assert 'Stopped nova-lite-compute' in daemon.log_text()
 
 
 def test_unreachable_database_is_one_masked_line(conf_fixture):
