@@ -27,21 +27,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+import procstat  # noqa: E402  (benchmarks/, next to this file)
+
 BUSY_HOST = 'busy1'
 TARGET_ERROR = 0.10
-
-
-def _rss_mb(pid):
-    with open('/proc/%d/status' % pid) as handle:
-        for line in handle:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) / 1024.0
-    return None
-
-
-def _cpu_seconds(pid):
-    fields = open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 class Bench:
@@ -154,17 +143,17 @@ def probe_cost(bench, ctxt, base, daemon, probes, interval):
     from nova_lite.inflight import probe
     from nova_lite import utils
 
-    idle_start, idle_cpu = time.monotonic(), _cpu_seconds(daemon.pid)
+    idle_start, idle_cpu = time.monotonic(), procstat.cpu_seconds(daemon.pid)
     utils.sleep(5)
-    idle_rate = (_cpu_seconds(daemon.pid) - idle_cpu) / (
+    idle_rate = (procstat.cpu_seconds(daemon.pid) - idle_cpu) / (
         time.monotonic() - idle_start)
-    start, cpu = time.monotonic(), _cpu_seconds(daemon.pid)
+    start, cpu = time.monotonic(), procstat.cpu_seconds(daemon.pid)
     samples = utils.map_concurrently(
         lambda _: probe.probe(base, ctxt, 'compute', host=BUSY_HOST,
                               sleep=1.0, timeout=10),
         range(probes), 50)
     elapsed = time.monotonic() - start
-    used = _cpu_seconds(daemon.pid) - cpu - idle_rate * elapsed
+    used = procstat.cpu_seconds(daemon.pid) - cpu - idle_rate * elapsed
     lost = sum(1 for s in samples if not s.answered)
     per_probe = max(0.0, used) / probes
     return {'idle_pct': idle_rate * 100.0, 'per_probe_ms': per_probe * 1000,
@@ -219,7 +208,7 @@ def scale(bench, services, interval, per_process=100):
         rounds = []
         for _ in range(3):
             rounds.append(api.probe_now(ctxt, timeout=120))
-        rss = _rss_mb(prober.pid)
+        rss = procstat.rss_mb(prober.pid)
         return {'services': rounds[-1]['services'],
                 'answered': min(r['answered'] for r in rounds),
                 'duration': statistics.median(r['duration'] for r in rounds),

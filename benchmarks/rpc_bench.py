@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+import procstat  # benchmarks/, next to this file
+
 # Names get a per-run suffix (--run-id), so a stray server from an earlier
 # run can never consume this run's messages.
 RAW_QUEUE = 'nova_lite_bench_raw'
@@ -282,12 +284,6 @@ def _percentile(values, pct):
     return ordered[index]
 
 
-def _cpu_seconds(pid):
-    """User+system CPU seconds of process ``pid`` (Linux /proc)."""
-    fields = open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
-
-
 def measure(client, calls, warmup, concurrency, casts, server_pid):
     import eventlet
 
@@ -295,7 +291,7 @@ def measure(client, calls, warmup, concurrency, casts, server_pid):
         client.call()
     gc.collect()
     latencies = []
-    cpu_before = _cpu_seconds(server_pid)
+    cpu_before = procstat.cpu_seconds(server_pid)
     client_before = time.process_time()
     for _ in range(calls):
         start = time.perf_counter()
@@ -303,7 +299,7 @@ def measure(client, calls, warmup, concurrency, casts, server_pid):
         latencies.append((time.perf_counter() - start) * 1000.0)
     result = {'p50': statistics.median(latencies),
               'p99': _percentile(latencies, 99), 'max': max(latencies),
-              'cpu': (_cpu_seconds(server_pid) - cpu_before) / calls * 1e6,
+              'cpu': (procstat.cpu_seconds(server_pid) - cpu_before) / calls * 1e6,
               'ccpu': (time.process_time() - client_before) / calls * 1e6}
     if client.concurrent_call is not None:
         pool = eventlet.GreenPool(concurrency)

@@ -1,5 +1,6 @@
 """Start-up steps shared by the daemons, in the order they run."""
 
+import argparse
 import contextlib
 import sys
 
@@ -11,6 +12,20 @@ from nova_lite import rpc
 from nova_lite import service
 
 LOG = logging.getLogger(__name__)
+
+
+def positive(kind=float):
+    """An argparse type: a number of ``kind`` greater than zero."""
+    def convert(value):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError('not a number: %r' % value)
+        if not number > 0:
+            raise argparse.ArgumentTypeError('must be positive, got %s' %
+                                             value)
+        return number
+    return convert
 
 
 def add_config_file_arg(parser):

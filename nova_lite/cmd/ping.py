@@ -53,19 +53,6 @@ def parse_target(text):
     return topic, (host or None)
 
 
-def _positive(kind):
-    def convert(value):
-        try:
-            number = kind(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError('not a number: %r' % value)
-        if not number > 0:
-            raise argparse.ArgumentTypeError('must be positive, got %s' %
-                                             value)
-        return number
-    return convert
-
-
 def _sleep_seconds(value):
     try:
         number = float(value)
@@ -88,13 +75,13 @@ def build_parser():
     parser.add_argument('target', metavar='TOPIC[@HOST]',
                         help='e.g. compute@compute1, or scheduler for any '
                              'scheduler')
-    parser.add_argument('-c', '--count', type=_positive(int), default=None,
+    parser.add_argument('-c', '--count', type=common.positive(int), default=None,
                         help='Stop after COUNT probes (default: until '
                              'Ctrl-C).')
-    parser.add_argument('-i', '--interval', type=_positive(float),
+    parser.add_argument('-i', '--interval', type=common.positive(float),
                         default=1.0,
                         help='Seconds between probes (default 1).')
-    parser.add_argument('-t', '--timeout', type=_positive(float),
+    parser.add_argument('-t', '--timeout', type=common.positive(float),
                         help='Seconds to wait for each reply (default '
                              '[inflight] ping_timeout).')
     parser.add_argument('--sleep', type=_sleep_seconds,

@@ -1,23 +1,12 @@
 """nova-lite-manage inflight: reports on stored probe samples."""
 
-import argparse
-
+from nova_lite.cmd import common
 from nova_lite.cmd import output
 from nova_lite.db import api as db_api
 from nova_lite.inflight import probe
 from nova_lite.inflight import stats
 
 REPORT_PERCENTILES = (50, 95)
-
-
-def _positive_minutes(value):
-    try:
-        minutes = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError('not a number: %r' % value)
-    if not minutes > 0:
-        raise argparse.ArgumentTypeError('must be positive, got %s' % value)
-    return minutes
 
 
 def add_parser(groups):
@@ -27,7 +16,7 @@ def add_parser(groups):
     report = commands.add_parser(
         'report', help='Per service: samples, p50/p95/max of each phase, '
                        'timeouts.')
-    report.add_argument('--since', type=_positive_minutes, default=60,
+    report.add_argument('--since', type=common.positive(float), default=60,
                         metavar='MINUTES',
                         help='Only samples of the last MINUTES (default 60).')
     report.add_argument('--json', action='store_true',
