@@ -68,3 +68,78 @@ class InstanceNotFound(NovaLiteException):
 
 class InstanceExists(NovaLiteException):
     msg_fmt = 'Instance %(instance_uuid)s already exists'
+
+
+class InstanceNotOnHost(InstanceNotFound):
+    msg_fmt = 'Instance %(instance_uuid)s is not on host %(host)s'
+
+
+class InvalidState(NovaLiteException):
+    msg_fmt = ('Instance %(instance_uuid)s is %(state)s; cannot '
+               '%(action)s it')
+
+
+class DriverNotFound(ConfigError):
+    msg_fmt = 'Unknown [compute] driver %(name)r; known: %(known)s'
+
+
+class HypervisorError(NovaLiteException):
+    msg_fmt = 'Hypervisor error: %(reason)s'
+
+
+class TaskFailed(NovaLiteException):
+    msg_fmt = '%(operation)s of instance %(instance_uuid)s failed: %(reason)s'
+
+
+class TaskTimeout(NovaLiteException):
+    msg_fmt = ('%(operation)s of instance %(instance_uuid)s did not finish '
+               'in %(timeout)ss; the task was cancelled')
+
+
+class TaskCancelled(NovaLiteException):
+    msg_fmt = '%(operation)s of instance %(instance_uuid)s was cancelled'
+
+
+class JobAcquireTimeout(NovaLiteException):
+    msg_fmt = ('Timed out after %(timeout)ss waiting to start a %(job)s job '
+               'on instance %(instance_uuid)s: held by %(holder)s')
+
+
+class InvalidJob(NovaLiteException):
+    msg_fmt = 'Invalid job request: %(reason)s'
+
+
+class DiskNotFound(NovaLiteException):
+    msg_fmt = 'Instance %(instance_uuid)s has no disk %(disk)s'
+
+
+class InvalidBlockJobKind(InvalidInput):
+    msg_fmt = 'Unknown block job kind %(kind)r; expected one of %(known)s'
+
+
+class BlockJobBusy(NovaLiteException):
+    msg_fmt = ('Disk %(disk)s of instance %(instance_uuid)s already has a '
+               '%(kind)s block job')
+
+
+class BlockJobNotFound(NovaLiteException):
+    msg_fmt = 'No block job on disk %(disk)s of instance %(instance_uuid)s'
+
+
+class BlockJobEnding(NovaLiteException):
+    msg_fmt = ('Block job on disk %(disk)s of instance %(instance_uuid)s is '
+               'still being ended')
+
+
+class BlockJobNotReady(NovaLiteException):
+    msg_fmt = ('Cannot pivot: the %(kind)s block job on disk %(disk)s of '
+               'instance %(instance_uuid)s is not ready')
+
+
+class InvalidFlags(InvalidInput):
+    msg_fmt = 'Unsupported flags 0x%(flags)x for %(method)s (allowed 0x%(allowed)x)'
+
+
+class BlockJobAbortTimeout(NovaLiteException):
+    msg_fmt = ('Block job on disk %(disk)s of instance %(instance_uuid)s did '
+               'not end within %(timeout)ss; it is still being ended')

@@ -2,13 +2,24 @@
 eventlet, so that a threading backend can replace them later.
 """
 
+import collections
+import logging
+import os
 import re
 
 import eventlet
 from eventlet import event as eventlet_event
+from eventlet import hubs
+from eventlet import patcher
 from eventlet import tpool
 
 from nova_lite import monkey_patch
+
+LOG = logging.getLogger(__name__)
+
+_native_os = patcher.original('os')
+_native_time = patcher.original('time')
+_native_threading = patcher.original('threading')
 
 _PASSWORD_IN_URL = re.compile(r'(?P<user>[/,@][^:/@,?]*):[^@/,?]*@')
 
@@ -73,6 +84,73 @@ class Event:
         with eventlet.Timeout(timeout, False):
             self._event.wait()
         return self._event.ready()
+
+
+class ThreadToGreenQueue:
+    """Hands items from native OS threads (driver callbacks) to one
+    greenthread, safely: eventlet objects must only be touched from the hub's
+    own thread, so the native side only appends to a deque and writes a byte
+    to a pipe, which the greenthread waits on cooperatively.
+    """
+
+    def __init__(self, handler):
+        self._handler = handler
+        self._items = collections.deque()
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        self._closed = False
+        self._thread = spawn(self._dispatch)
+
+    def put(self, item):
+        """Callable from any thread."""
+        self._items.append(item)
+        try:
+            _native_os.write(self._write_fd, b'x')
+        except OSError:
+            pass  # closed: the consumer is gone
+
+    def _dispatch(self):
+        while not self._closed:
+            hubs.trampoline(self._read_fd, read=True)
+            try:
+                os.read(self._read_fd, 4096)
+            except (BlockingIOError, OSError):
+                pass
+            while self._items:
+                item = self._items.popleft()
+                try:
+                    self._handler(item)
+                except Exception:  # noqa: BLE001 - one bad event only
+                    LOG.exception('Event handler failed for %r', item)
+
+    def close(self):
+        self._closed = True
+        self._thread.kill()
+        for fd in (self._read_fd, self._write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def blocking_sleep(seconds):
+    """A real, thread-blocking sleep, for code running in native threads
+    (a driver call in the thread pool), where the green sleep must not be
+    used."""
+    _native_time.sleep(seconds)
+
+
+def native_timer(seconds, func, *args):
+    """Run ``func(*args)`` after ``seconds`` in a native daemon thread."""
+    timer = _native_threading.Timer(seconds, func, args)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def native_lock():
+    """A lock for state shared with native threads."""
+    return _native_threading.Lock()
 
 
 def mask_url(url):

@@ -7,16 +7,65 @@ class ComputeRPCAPI(rpc.RPCAPIBase):
     """Client side of the compute RPC API.
 
     1.0 - Initial version: spawn(instance_uuid), get_info(instance_uuid).
+    1.1 - Add reboot, destroy, migrate(dest), adopt_migrated, get_stats,
+          block_job_start, block_job_info, block_job_abort(flags).
     """
 
     TOPIC = 'compute'
 
+    def _cast(self, ctxt, host, method, version, **kwargs):
+        self._require(method, version, server=host).cast(ctxt, method,
+                                                         **kwargs)
+
+    def _call(self, ctxt, host, method, version, timeout=None, **kwargs):
+        return self._require(method, version, server=host,
+                             timeout=timeout).call(ctxt, method, **kwargs)
+
     def spawn(self, ctxt, host, instance_uuid):
         """Cast: boot ``instance_uuid`` on ``host``."""
-        cctxt = self._require('spawn', '1.0', server=host)
-        cctxt.cast(ctxt, 'spawn', instance_uuid=instance_uuid)
+        self._cast(ctxt, host, 'spawn', '1.0', instance_uuid=instance_uuid)
+
+    def reboot(self, ctxt, host, instance_uuid):
+        """Cast: reboot the instance."""
+        self._cast(ctxt, host, 'reboot', '1.1', instance_uuid=instance_uuid)
+
+    def destroy(self, ctxt, host, instance_uuid):
+        """Cast: destroy the instance."""
+        self._cast(ctxt, host, 'destroy', '1.1', instance_uuid=instance_uuid)
+
+    def migrate(self, ctxt, host, instance_uuid, dest):
+        """Cast: live-migrate the instance from ``host`` to ``dest``."""
+        self._cast(ctxt, host, 'migrate', '1.1', instance_uuid=instance_uuid,
+                   dest=dest)
+
+    def adopt_migrated(self, ctxt, host, instance_uuid, power_state):
+        """Cast: ``host`` takes over an instance migrated to it."""
+        self._cast(ctxt, host, 'adopt_migrated', '1.1',
+                   instance_uuid=instance_uuid, power_state=power_state)
 
     def get_info(self, ctxt, host, instance_uuid):
         """Call: a dict with the instance's ``state`` on ``host``."""
-        cctxt = self._require('get_info', '1.0', server=host)
-        return cctxt.call(ctxt, 'get_info', instance_uuid=instance_uuid)
+        return self._call(ctxt, host, 'get_info', '1.0',
+                          instance_uuid=instance_uuid)
+
+    def get_stats(self, ctxt, host, instance_uuid, timeout=None):
+        """Call: monitor statistics (a QUERY job)."""
+        return self._call(ctxt, host, 'get_stats', '1.1', timeout=timeout,
+                          instance_uuid=instance_uuid)
+
+    def block_job_start(self, ctxt, host, instance_uuid, disk, kind):
+        """Call: start a block job; returns its first info."""
+        return self._call(ctxt, host, 'block_job_start', '1.1',
+                          instance_uuid=instance_uuid, disk=disk, kind=kind)
+
+    def block_job_info(self, ctxt, host, instance_uuid, disk):
+        """Call: the block job's progress, or None."""
+        return self._call(ctxt, host, 'block_job_info', '1.1',
+                          instance_uuid=instance_uuid, disk=disk)
+
+    def block_job_abort(self, ctxt, host, instance_uuid, disk, flags=0,
+                        timeout=None):
+        """Call: end a block job; flags ABORT_ASYNC=1, PIVOT=2."""
+        return self._call(ctxt, host, 'block_job_abort', '1.1',
+                          timeout=timeout, instance_uuid=instance_uuid,
+                          disk=disk, flags=flags)

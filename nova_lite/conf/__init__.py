@@ -7,6 +7,7 @@ given.  Nothing here registers on a global at import time.
 from nova_lite.conf import base
 from nova_lite.conf import compute
 from nova_lite.conf import database
+from nova_lite.conf import fake_driver
 from nova_lite.conf import inflight
 from nova_lite.conf import messaging
 from nova_lite.conf import statsd
@@ -14,7 +15,7 @@ from nova_lite.conf import upgrade_levels
 
 # Every group module, in the order the sample config lists them.
 GROUP_MODULES = (base, messaging, database, upgrade_levels, inflight, statsd,
-                 compute)
+                 compute, fake_driver)
 
 
 def register_opts(conf):

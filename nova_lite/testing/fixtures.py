@@ -23,6 +23,11 @@ TEST_DEFAULTS = {
         'graceful_shutdown_timeout': 5,
         'rpc_response_timeout': 10,
     },
+    'compute': {'task_poll_interval': 0.05, 'block_job_abort_timeout': 5,
+                'job_acquire_timeout': 5},
+    'fake_driver': {'call_latency_seconds': 0.002, 'operation_seconds': 0.2,
+                    'block_job_seconds': 0.2,
+                    'block_job_abort_seconds': 0.05},
 }
 
 
