@@ -212,15 +212,19 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
                 OSError) as exc:
             self._fail(context, instance_uuid, 'migrate', exc)
             return
+        # The job state is kept (not forgotten): a greenthread may still hold
+        # its monitor lock, and a new lock would let two commands overlap.
         self.db.instance_update(instance_uuid, host=dest, task_state=None)
-        self.jobs.forget(instance_uuid)
         self.compute_rpcapi.adopt_migrated(context, dest, instance_uuid,
                                            instance['power_state'])
         self._notify(context, 'compute.instance.migrate.end', payload)
 
     def adopt_migrated(self, context, instance_uuid, power_state):
         """Cast (to the destination): take over a migrated instance."""
-        self.driver.adopt(instance_uuid, power_state)
+        instance_jobs = self.jobs[instance_uuid]
+        with instance_jobs.job(jobs.MODIFY):
+            with instance_jobs.monitor():
+                self.driver.adopt(instance_uuid, power_state)
 
     # -- RPC API: calls ------------------------------------------------
 

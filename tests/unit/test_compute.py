@@ -1,0 +1,325 @@
+"""Compute: driver tasks, job control in the manager, block jobs, bad input.
+
+In-process services on the fake:// transport, with the fake driver's small
+test latencies (nova_lite.testing.fixtures.TEST_DEFAULTS).
+"""
+
+import time
+import uuid
+
+import pytest
+
+from nova_lite import baserpc
+from nova_lite.compute import block_jobs
+from nova_lite.compute import rpcapi as compute_rpcapi
+from nova_lite import context
+from nova_lite import exception
+from nova_lite.testing import waiters
+from nova_lite import utils
+from nova_lite import virt
+from nova_lite.virt import jobs
+from nova_lite.virt import tasks
+
+
+@pytest.fixture
+def ctxt():
+    return context.get_admin_context()
+
+
+def _spawned(factory, db, conf, ctxt, host='h1'):
+    svc = factory.start_service('compute', host=host)
+    instance_uuid = str(uuid.uuid4())
+    compute_rpcapi.ComputeRPCAPI(conf).spawn(ctxt, host, instance_uuid)
+    waiters.wait_for(lambda: db.instance_get(instance_uuid)['vm_state'] ==
+                     'active', timeout=10, what='instance active')
+    return svc, instance_uuid
+
+
+# -- driver tasks ---------------------------------------------------------
+
+@pytest.fixture
+def driver_with_events(conf):
+    driver = virt.load_driver(conf, 'h1')
+    events = tasks.TaskEvents()
+    queue = utils.ThreadToGreenQueue(lambda e: events.done(e['task_id']))
+    driver.register_event_callback(queue.put)
+    driver.unwrapped.instances['u1'] = {'state': 'running'}
+    yield driver, events
+    queue.close()
+
+
+def test_unknown_driver_name_is_config_error(conf):
+    conf.set_override('driver', 'qemu-someday', group='compute')
+    with pytest.raises(exception.DriverNotFound) as err:
+        virt.load_driver(conf, 'h1')
+    assert "'qemu-someday'" in str(err.value) and 'fake' in str(err.value)
+
+
+def test_completion_event_wakes_the_waiter(driver_with_events):
+    driver, events = driver_with_events
+    task = tasks.Task(driver, driver.reboot('u1'), 'reboot', 'u1', events,
+                      poll_interval=30)
+    started = time.monotonic()
+    assert task.wait()['state'] == 'success'
+    # Woken by the event, not by a 30 s poll: one poll, one after the event.
+    assert task.polls == 2
+    assert time.monotonic() - started < 10
+
+
+def test_without_events_it_polls(conf):
+    conf.set_override('emit_events', False, group='fake_driver')
+    driver = virt.load_driver(conf, 'h1')
+    driver.unwrapped.instances['u1'] = {'state': 'running'}
+    task = tasks.Task(driver, driver.reboot('u1'), 'reboot', 'u1',
+                      tasks.TaskEvents(), poll_interval=0.02)
+    assert task.wait()['state'] == 'success'
+    assert task.polls >= 3
+
+
+def test_failed_task_carries_driver_error(driver_with_events):
+    driver, events = driver_with_events
+    driver.unwrapped.inject_failure('u1', 'reboot', 'disk on fire')
+    task = tasks.Task(driver, driver.reboot('u1'), 'reboot', 'u1', events,
+                      poll_interval=0.05)
+    with pytest.raises(exception.TaskFailed) as err:
+        task.wait()
+    assert 'disk on fire' in str(err.value)
+
+
+def test_task_timeout_cancels_it(driver_with_events, conf):
+    driver, events = driver_with_events
+    conf.set_override('operation_seconds', 5, group='fake_driver')
+    slow = virt.load_driver(conf, 'h1')
+    slow.unwrapped.instances['u1'] = {'state': 'running'}
+    task_id = slow.reboot('u1')
+    task = tasks.Task(slow, task_id, 'reboot', 'u1', tasks.TaskEvents(),
+                      poll_interval=0.02, timeout=0.1)
+    with pytest.raises(exception.TaskTimeout):
+        task.wait()
+    assert slow.poll_task(task_id)['state'] == 'cancelled'
+
+
+def test_cancelled_task(driver_with_events, conf):
+    conf.set_override('operation_seconds', 5, group='fake_driver')
+    driver = virt.load_driver(conf, 'h1')
+    driver.unwrapped.instances['u1'] = {'state': 'running'}
+    task = tasks.Task(driver, driver.reboot('u1'), 'reboot', 'u1',
+                      tasks.TaskEvents(), poll_interval=0.02)
+    waiter = utils.spawn(task.wait)
+    utils.sleep(0.05)
+    task.cancel()
+    with pytest.raises(exception.TaskCancelled):
+        waiter.wait()
+
+
+def test_driver_calls_never_run_on_the_hub(conf):
+    """Every call of the wrapped driver runs in a native thread."""
+    driver = virt.load_driver(conf, 'h1')
+    hub_thread = utils._native_threading.get_ident()
+    seen = []
+    real = driver.unwrapped.get_info
+
+    def recording(instance_uuid):
+        seen.append(utils._native_threading.get_ident())
+        return real(instance_uuid)
+
+    driver.unwrapped.get_info = recording
+    driver.unwrapped.instances['u1'] = {'state': 'running'}
+    assert driver.get_info('u1') == {'state': 'running'}
+    assert seen and seen[0] != hub_thread
+
+
+# -- the manager ------------------------------------------------------------
+
+def test_spawn_reboot_destroy_lifecycle(factory, db, conf, ctxt):
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    client = compute_rpcapi.ComputeRPCAPI(conf)
+    assert client.get_info(ctxt, 'h1', instance_uuid)['state'] == 'running'
+    rebooted = waiters.CastWaiter(svc.manager, 'reboot')
+    client.reboot(ctxt, 'h1', instance_uuid)
+    rebooted.wait()
+    destroyed = waiters.CastWaiter(svc.manager, 'destroy')
+    client.destroy(ctxt, 'h1', instance_uuid)
+    destroyed.wait()
+    row = db.instance_get(instance_uuid)
+    assert (row['vm_state'], row['power_state'], row['task_state']) == (
+        'deleted', 'nostate', None)
+    assert instance_uuid not in svc.manager.driver.unwrapped.instances
+
+
+def test_driver_error_marks_instance_error_and_service_lives(factory, db,
+                                                             conf, ctxt):
+    svc = factory.start_service('compute', host='h1')
+    instance_uuid = str(uuid.uuid4())
+    svc.manager.driver.unwrapped.inject_failure(instance_uuid, 'spawn',
+                                                'no space left on device')
+    spawned = waiters.CastWaiter(svc.manager, 'spawn')
+    compute_rpcapi.ComputeRPCAPI(conf).spawn(ctxt, 'h1', instance_uuid)
+    spawned.wait()
+    row = db.instance_get(instance_uuid)
+    assert row['vm_state'] == 'error'
+    assert 'no space left on device' in row['fault']
+    assert baserpc.BaseRPCAPI(conf, 'compute').ping(
+        ctxt, 'alive', host='h1')['arg'] == 'alive'
+
+
+@pytest.mark.parametrize('call,error', [
+    (lambda c, x, u: c.get_stats(x, 'h1', 'no-such-uuid'),
+     exception.InstanceNotFound),
+    (lambda c, x, u: c.get_info(x, 'h1', 'no-such-uuid'),
+     exception.InstanceNotFound),
+    (lambda c, x, u: c.block_job_start(x, 'h1', u, 'vdz', 'copy'),
+     exception.DiskNotFound),
+    (lambda c, x, u: c.block_job_start(x, 'h1', u, 'vda', 'shred'),
+     exception.InvalidBlockJobKind),
+    (lambda c, x, u: c.block_job_abort(x, 'h1', u, 'vda', flags=4),
+     exception.InvalidFlags),
+    (lambda c, x, u: c.block_job_abort(x, 'h1', u, 'vda', flags='all'),
+     exception.InvalidInput),
+    (lambda c, x, u: c.block_job_abort(x, 'h1', u, 'vda'),
+     exception.BlockJobNotFound),
+])
+def test_bad_input_is_named_error_and_changes_nothing(factory, db, conf,
+                                                      ctxt, call, error):
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    client = compute_rpcapi.ComputeRPCAPI(conf)
+    with pytest.raises(error):
+        call(client, ctxt, instance_uuid)
+    assert svc.manager.driver.unwrapped.block_jobs == {}
+    assert db.instance_get(instance_uuid)['vm_state'] == 'active'
+    assert client.get_info(ctxt, 'h1', instance_uuid)['state'] == 'running'
+
+
+# -- block jobs -------------------------------------------------------------
+
+def test_block_job_start_refuses_a_busy_disk(factory, db, conf, ctxt):
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    client = compute_rpcapi.ComputeRPCAPI(conf)
+    info = client.block_job_start(ctxt, 'h1', instance_uuid, 'vda', 'copy')
+    assert info['kind'] == 'copy' and not info['ending']
+    with pytest.raises(exception.BlockJobBusy):
+        client.block_job_start(ctxt, 'h1', instance_uuid, 'vda', 'commit')
+    assert client.block_job_info(ctxt, 'h1', instance_uuid, 'vdb') is None
+
+
+def test_sync_abort_returns_once_job_is_gone(factory, db, conf, ctxt):
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    client = compute_rpcapi.ComputeRPCAPI(conf)
+    client.block_job_start(ctxt, 'h1', instance_uuid, 'vda', 'copy')
+    assert client.block_job_abort(ctxt, 'h1', instance_uuid, 'vda') == {
+        'ended': True}
+    assert client.block_job_info(ctxt, 'h1', instance_uuid, 'vda') is None
+
+
+def test_async_abort_returns_at_once(factory, db, conf, ctxt):
+    conf.set_override('block_job_abort_seconds', 0.5, group='fake_driver')
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    client = compute_rpcapi.ComputeRPCAPI(conf)
+    client.block_job_start(ctxt, 'h1', instance_uuid, 'vda', 'commit')
+    assert client.block_job_abort(ctxt, 'h1', instance_uuid, 'vda',
+                                  flags=block_jobs.ABORT_ASYNC) == {
+        'ended': False}
+    assert client.block_job_info(ctxt, 'h1', instance_uuid,
+                                 'vda')['ending'] is True
+    with pytest.raises(exception.BlockJobEnding) as err:
+        client.block_job_abort(ctxt, 'h1', instance_uuid, 'vda')
+    assert 'still being ended' in str(err.value)
+    waiters.wait_for(lambda: client.block_job_info(
+        ctxt, 'h1', instance_uuid, 'vda') is None, timeout=5,
+        what='the aborted job to go')
+
+
+def test_pivot_needs_a_ready_copy(factory, db, conf, ctxt):
+    conf.set_override('block_job_seconds', 0.5, group='fake_driver')
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    client = compute_rpcapi.ComputeRPCAPI(conf)
+    client.block_job_start(ctxt, 'h1', instance_uuid, 'vda', 'copy')
+    with pytest.raises(exception.BlockJobNotReady):
+        client.block_job_abort(ctxt, 'h1', instance_uuid, 'vda',
+                               flags=block_jobs.PIVOT)
+    # Refused, and nothing changed: the job still runs, not "ending".
+    assert client.block_job_info(ctxt, 'h1', instance_uuid,
+                                 'vda')['ending'] is False
+    waiters.wait_for(lambda: client.block_job_info(
+        ctxt, 'h1', instance_uuid, 'vda')['ready'], timeout=5,
+        what='the copy to be ready')
+    assert client.block_job_abort(ctxt, 'h1', instance_uuid, 'vda',
+                                  flags=block_jobs.PIVOT) == {'ended': True}
+
+
+def test_sync_abort_timeout_leaves_a_consistent_state(factory, db, conf,
+                                                      ctxt):
+    conf.set_override('block_job_abort_seconds', 1.5, group='fake_driver')
+    conf.set_override('block_job_abort_timeout', 0.3, group='compute')
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    client = compute_rpcapi.ComputeRPCAPI(conf)
+    client.block_job_start(ctxt, 'h1', instance_uuid, 'vdb', 'pull')
+    with pytest.raises(exception.BlockJobAbortTimeout) as err:
+        client.block_job_abort(ctxt, 'h1', instance_uuid, 'vdb')
+    assert 'still being ended' in str(err.value)
+    assert client.block_job_info(ctxt, 'h1', instance_uuid,
+                                 'vdb')['ending'] is True
+    with pytest.raises(exception.BlockJobEnding):
+        client.block_job_abort(ctxt, 'h1', instance_uuid, 'vdb')
+    waiters.wait_for(lambda: client.block_job_info(
+        ctxt, 'h1', instance_uuid, 'vdb') is None, timeout=5,
+        what='the job to end eventually')
+    # The disk is free again.
+    client.block_job_start(ctxt, 'h1', instance_uuid, 'vdb', 'pull')
+
+
+# -- the libvirt developers' test ---------------------------------------------
+
+def test_100_migrations_with_concurrent_stats(factory, db, conf, ctxt):
+    conf.set_override('operation_seconds', 0.08, group='fake_driver')
+    conf.set_override('task_poll_interval', 0.01, group='compute')
+    managers = {host: factory.start_service('compute', host=host).manager
+                for host in ('h1', 'h2')}
+    instance_uuid = str(uuid.uuid4())
+    compute_rpcapi.ComputeRPCAPI(conf).spawn(ctxt, 'h1', instance_uuid)
+    waiters.wait_for(lambda: db.instance_get(instance_uuid)['vm_state'] ==
+                     'active', timeout=10, what='instance active')
+    stats = {'answered': 0, 'moved': 0, 'during_migration': 0,
+             'failed': []}
+    stop = utils.Event()
+
+    def stats_loop():
+        while not stop.is_set():
+            owner = db.instance_get(instance_uuid)['host']
+            try:
+                reply = client.get_stats(ctxt, owner, instance_uuid,
+                                         timeout=10)
+            except (exception.InstanceNotOnHost, exception.InstanceNotFound):
+                stats['moved'] += 1   # switched host between look-up and call
+            except Exception as exc:  # noqa: BLE001 - the test's verdict
+                stats['failed'].append(repr(exc))
+            else:
+                stats['answered'] += 1
+                if reply['during_async_job'] == jobs.MIGRATION_OUT:
+                    stats['during_migration'] += 1
+            utils.sleep(0)
+
+    client = compute_rpcapi.ComputeRPCAPI(conf)
+    loops = [utils.spawn(stats_loop) for _ in range(4)]
+    histories = []
+    for n in range(100):
+        source, dest = ('h1', 'h2') if n % 2 == 0 else ('h2', 'h1')
+        histories.append(managers[source].jobs[instance_uuid])
+        managers[source].migrate(ctxt, instance_uuid, dest)
+        row = db.instance_get(instance_uuid)
+        assert (row['host'], row['vm_state']) == (dest, 'active'), row
+        waiters.wait_for(lambda: instance_uuid in
+                         managers[dest].driver.unwrapped.instances,
+                         timeout=5, what='the destination to adopt it')
+    stop.set()
+    for loop in loops:
+        loop.wait()
+    assert stats['failed'] == []
+    assert stats['answered'] > 100
+    assert stats['during_migration'] > 0
+    for mgr in managers.values():
+        assert mgr.driver.unwrapped.max_monitor_overlap == 1
+    # A QUERY ran beside the migration only inside its window.
+    beside = [entry for history in histories for entry in history.history
+              if entry[0] == 'begin' and entry[2] == jobs.MIGRATION_OUT]
+    assert beside and all(entry[3] is True for entry in beside)
