@@ -21,6 +21,7 @@ class DaemonProcess:
         argv = [sys.executable, '-m', daemon_module(binary)]
         for path in config_files:
             argv += ['--config-file', path]
+        self._terminated = False
         self._log = open(log_path, 'ab')
         # A session of its own: a Ctrl-C meant for the parent does not reach
         # the daemon; the parent decides when to stop it.
@@ -40,13 +41,20 @@ class DaemonProcess:
     def signal(self, signum):
         if self.popen.poll() is None:
             os.kill(self.popen.pid, signum)
+            if signum == signal.SIGTERM:
+                self._terminated = True
 
     def wait(self, timeout=None):
         return self.popen.wait(timeout=timeout)
 
     def stop(self, timeout=15):
-        """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
-        self.signal(signal.SIGTERM)
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit code.
+
+        SIGTERM goes once: a second one that lands while the interpreter
+        finalizes (and has restored default handlers) would kill it.
+        """
+        if not self._terminated:
+            self.signal(signal.SIGTERM)
         try:
             return self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

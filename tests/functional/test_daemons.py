@@ -66,7 +66,8 @@ def test_cast_and_call_across_processes(deployment, db, conf, ctxt):
     info = compute_rpcapi.ComputeRPCAPI(conf).get_info(
         ctxt, instance['host'], instance_uuid)
     assert info == {'uuid': instance_uuid, 'host': instance['host'],
-                    'state': 'running', 'vm_state': 'active'}
+                    'state': 'running', 'vm_state': 'active',
+                    'task_state': None}
     # The next one goes to the other, emptier compute.
     other = scheduler_rpcapi.SchedulerRPCAPI(conf).select_host(ctxt)
     assert other in ('cpu1', 'cpu2') and other != instance['host']
