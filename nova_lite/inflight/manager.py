@@ -8,6 +8,7 @@ slow service is not always probed last.  A timeout is counted, never fatal;
 a stuck service holds one pool slot for ``ping_timeout`` and no more.
 """
 
+import threading
 import time
 
 import oslo_messaging as messaging
@@ -41,6 +42,9 @@ class InflightManager(manager.Manager):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._round_no = 0
+        # One round at a time: the periodic round and probe_now() share the
+        # queue inspector's broker connection and the round-robin offset.
+        self._round_lock = threading.Lock()
         self._clients = {}
         self._sinks = []
         self._queues = None
@@ -72,7 +76,8 @@ class InflightManager(manager.Manager):
         self._run_round(context)
 
     def probe_now(self, context):
-        """Call: run a probe round now; returns its summary (no samples)."""
+        """Call: run a probe round now (after the one running, if any);
+        returns its summary (no samples)."""
         summary = self._run_round(context)
         summary.pop('samples')
         return summary
@@ -84,6 +89,10 @@ class InflightManager(manager.Manager):
                            timeout=self.conf.inflight.ping_timeout)
 
     def _run_round(self, context):
+        with self._round_lock:
+            return self._run_round_locked(context)
+
+    def _run_round_locked(self, context):
         self._round_no += 1
         started = time.monotonic()
         services = round_robin(self.db.service_get_all(), self._round_no)

@@ -4,6 +4,8 @@ A passive declare reads a queue's message and consumer counts without
 creating it; a topic without a queue reads as None.
 """
 
+import threading
+
 import kombu
 from amqp import exceptions as amqp_exc
 from oslo_log import log as logging
@@ -33,6 +35,8 @@ class QueueInspector:
     def __init__(self, conf):
         self.conf = conf
         self._connection = None
+        # A py-amqp connection is not greenthread-safe.
+        self._lock = threading.Lock()
 
     def _channel(self):
         if self._connection is None:
@@ -41,6 +45,10 @@ class QueueInspector:
 
     def depths(self, queues):
         """``{queue: {'messages': n, 'consumers': n} or None}``."""
+        with self._lock:
+            return self._depths(queues)
+
+    def _depths(self, queues):
         result = {}
         channel = None
         for queue in queues:

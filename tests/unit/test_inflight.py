@@ -212,3 +212,28 @@ def test_report_rows_group_and_summarize():
     assert [(r['host'], r['samples'], r['timeouts']) for r in rows] == [
         ('a', 3, 1), ('b', 1, 0)]
     assert rows[0]['total'] == {'p50': 20.0, 'p95': 30.0, 'max': 30.0}
+
+
+def test_rounds_never_overlap(db, conf, ctxt, monkeypatch):
+    """A probe_now during the periodic round waits for it (they share the
+    broker connection that reads queue depths)."""
+    db.service_register('h1', 'nova-lite-compute', 'compute', '1.0')
+    mgr = inflight_manager.InflightManager(conf=conf, host='i1', db=db,
+                                           binary='nova-lite-inflight')
+    mgr.init_host()
+    inside, peak = [], []
+
+    def slow_depths(topics):
+        inside.append(1)
+        peak.append(len(inside))
+        utils.sleep(0.05)
+        inside.pop()
+        return {}
+
+    monkeypatch.setattr(mgr, '_probe_service', lambda c, s: probe.Sample(
+        topic=s['topic'], host=s['host'], total=1.0, in_service=0.5))
+    monkeypatch.setattr(mgr._queues, 'depths', slow_depths)
+    rounds = [utils.spawn(mgr.probe_now, ctxt) for _ in range(3)]
+    numbers = sorted(r.wait()['round'] for r in rounds)
+    assert numbers == [1, 2, 3]
+    assert max(peak) == 1
