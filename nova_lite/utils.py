@@ -98,6 +98,8 @@ class ThreadToGreenQueue:
         self._items = collections.deque()
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
+        # A full pipe already holds a wake-up; a driver thread never waits.
+        os.set_blocking(self._write_fd, False)
         self._closed = False
         self._thread = spawn(self._dispatch)
 
@@ -107,7 +109,7 @@ class ThreadToGreenQueue:
         try:
             _native_os.write(self._write_fd, b'x')
         except OSError:
-            pass  # closed: the consumer is gone
+            pass  # full (a wake-up is pending) or closed (consumer gone)
 
     def _dispatch(self):
         while not self._closed:

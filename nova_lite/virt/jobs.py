@@ -29,6 +29,7 @@ timeout error names the job that holds the instance.
                         aj.enter_interruptible(); ...; aj.leave_interruptible()
 """
 
+import collections
 import contextlib
 import threading
 import time
@@ -47,6 +48,9 @@ BLOCK_COPY = 'BLOCK_COPY'
 ASYNC_JOBS = frozenset([MIGRATION_OUT, SNAPSHOT, BLOCK_COPY])
 
 
+HISTORY_LENGTH = 1000
+
+
 class InstanceJobs:
     """The job state of one instance.  Greenthread-safe (eventlet patches
     ``threading.Condition`` to a green one)."""
@@ -60,8 +64,9 @@ class InstanceJobs:
         self.async_job = None
         self.interruptible = False
         self.mask = frozenset()
-        # What the state machine let happen, for tests and debugging.
-        self.history = []
+        # The latest transitions the state machine allowed, for tests and
+        # debugging; bounded, as an instance lives long.
+        self.history = collections.deque(maxlen=HISTORY_LENGTH)
 
     def _holder(self):
         parts = []

@@ -27,7 +27,11 @@ class TaskEvents:
         return self._events.setdefault(task_id, utils.Event())
 
     def done(self, task_id):
-        self._events.setdefault(task_id, utils.Event()).set()
+        # An event for a task nobody waits on (any more) is dropped; a waiter
+        # that registers late polls first and sees the task done.
+        event = self._events.get(task_id)
+        if event is not None:
+            event.set()
 
     def forget(self, task_id):
         self._events.pop(task_id, None)

@@ -323,3 +323,15 @@ def test_100_migrations_with_concurrent_stats(factory, db, conf, ctxt):
     beside = [entry for history in histories for entry in history.history
               if entry[0] == 'begin' and entry[2] == jobs.MIGRATION_OUT]
     assert beside and all(entry[3] is True for entry in beside)
+
+
+def test_late_task_events_are_dropped_not_kept():
+    events = tasks.TaskEvents()
+    events.done('task-that-nobody-waits-for')
+    assert events._events == {}
+    waiter = events.expect('t1')
+    events.done('t1')
+    assert waiter.is_set()
+    events.forget('t1')
+    events.done('t1')   # a late duplicate after the waiter finished
+    assert events._events == {}
