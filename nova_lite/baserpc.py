@@ -82,8 +82,7 @@ class BaseRPCAPI(rpc.RPCAPIBase):
     NAMESPACE = NAMESPACE
 
     def __init__(self, conf, topic, timeout=None):
-        self.TOPIC = topic
-        super().__init__(conf, timeout=timeout)
+        super().__init__(conf, timeout=timeout, topic=topic)
 
     def _version_cap(self):
         # [upgrade_levels] caps the role APIs; baseapi is versioned apart.

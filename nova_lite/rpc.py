@@ -152,7 +152,8 @@ def resolve_version_cap(conf, topic, min_service_version):
 class RPCAPIBase:
     """What every role's rpcapi shares: target, version cap, client.
 
-    A subclass sets ``TOPIC`` and keeps its version history in its
+    A subclass sets ``TOPIC`` (or takes ``topic=`` per instance, for an
+    API served on any topic) and keeps its version history in its
     docstring.  The client starts at 1.0; each method ``prepare``s the
     version it needs, and ``_require`` refuses (with ``VersionCapTooLow``)
     a version the cap does not allow.
@@ -161,9 +162,11 @@ class RPCAPIBase:
     TOPIC = None
     NAMESPACE = None
 
-    def __init__(self, conf, db=None, timeout=None):
+    def __init__(self, conf, db=None, timeout=None, topic=None):
         self.conf = conf
         self._db = db
+        if topic is not None:
+            self.TOPIC = topic
         self.version_cap = self._version_cap()
         target = messaging.Target(topic=self.TOPIC, namespace=self.NAMESPACE,
                                   version='1.0')
@@ -179,8 +182,9 @@ class RPCAPIBase:
         from nova_lite.db import api as db_api
         from nova_lite import servicegroup
 
-        db = self._db or db_api.API(self.conf)
-        return servicegroup.min_version(db, topic,
+        if self._db is None:
+            self._db = db_api.API(self.conf)   # one engine, kept
+        return servicegroup.min_version(self._db, topic,
                                         self.conf.service_down_time)
 
     def can_send_version(self, version):

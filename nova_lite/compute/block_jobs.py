@@ -28,6 +28,14 @@ ABORT_ASYNC = 1
 PIVOT = 2
 ABORT_FLAGS = ABORT_ASYNC | PIVOT
 
+# Named errors a caller of the compute API can cause; they go back to the
+# caller without a server-side traceback.
+CALLER_ERRORS = (exception.InstanceNotFound, exception.DiskNotFound,
+                 exception.InvalidInput, exception.BlockJobBusy,
+                 exception.BlockJobNotFound, exception.BlockJobEnding,
+                 exception.BlockJobNotReady, exception.BlockJobAbortTimeout,
+                 exception.JobAcquireTimeout, exception.InvalidState)
+
 
 def check_flags(flags, allowed, method):
     if isinstance(flags, bool) or not isinstance(flags, int) or flags < 0:
@@ -62,11 +70,7 @@ class BlockJobsMixin:
             with instance_jobs.monitor():
                 return func(instance_uuid, *args)
 
-    @messaging.expected_exceptions(exception.InstanceNotFound,
-                                   exception.DiskNotFound,
-                                   exception.InvalidInput,
-                                   exception.BlockJobBusy,
-                                   exception.JobAcquireTimeout)
+    @messaging.expected_exceptions(*CALLER_ERRORS)
     def block_job_start(self, context, instance_uuid, disk, kind):
         """Call: start a ``kind`` (copy, commit, pull) job on ``disk``."""
         self._get_own_instance(instance_uuid)
@@ -76,22 +80,13 @@ class BlockJobsMixin:
                 self.driver.block_job_start(instance_uuid, disk, kind)
         return self._query(instance_uuid, self.driver.block_job_info, disk)
 
-    @messaging.expected_exceptions(exception.InstanceNotFound,
-                                   exception.DiskNotFound,
-                                   exception.JobAcquireTimeout)
+    @messaging.expected_exceptions(*CALLER_ERRORS)
     def block_job_info(self, context, instance_uuid, disk):
         """Call: the job's progress on ``disk``, or None without a job."""
         self._get_own_instance(instance_uuid)
         return self._query(instance_uuid, self.driver.block_job_info, disk)
 
-    @messaging.expected_exceptions(exception.InstanceNotFound,
-                                   exception.DiskNotFound,
-                                   exception.InvalidInput,
-                                   exception.BlockJobNotFound,
-                                   exception.BlockJobEnding,
-                                   exception.BlockJobNotReady,
-                                   exception.BlockJobAbortTimeout,
-                                   exception.JobAcquireTimeout)
+    @messaging.expected_exceptions(*CALLER_ERRORS)
     def block_job_abort(self, context, instance_uuid, disk, flags=0):
         """Call: end the job on ``disk`` (see the module docstring)."""
         check_flags(flags, ABORT_FLAGS, 'block_job_abort')

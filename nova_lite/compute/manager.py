@@ -23,13 +23,6 @@ from nova_lite.virt import tasks
 
 LOG = logging.getLogger(__name__)
 
-# Named errors a caller can cause; they go back without a server traceback.
-CALLER_ERRORS = (exception.InstanceNotFound, exception.DiskNotFound,
-                 exception.InvalidInput, exception.BlockJobBusy,
-                 exception.BlockJobNotFound, exception.BlockJobEnding,
-                 exception.BlockJobNotReady, exception.BlockJobAbortTimeout,
-                 exception.JobAcquireTimeout, exception.InvalidState)
-
 # What each long operation sets on success.
 _DONE = {
     'spawn': dict(vm_state='active', power_state='running'),
@@ -228,7 +221,7 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
 
     # -- RPC API: calls ------------------------------------------------
 
-    @messaging.expected_exceptions(*CALLER_ERRORS)
+    @messaging.expected_exceptions(*block_jobs.CALLER_ERRORS)
     def get_info(self, context, instance_uuid):
         """Call: the instance's state on this host, e.g. ``running``."""
         instance = self._get_own_instance(instance_uuid)
@@ -236,11 +229,11 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
                 'vm_state': instance['vm_state'],
                 'task_state': instance['task_state'],
                 'state': instance['power_state']}
-        if instance['vm_state'] in ('active',):
+        if instance['vm_state'] == 'active':
             info['state'] = self.driver.get_info(instance_uuid)['state']
         return info
 
-    @messaging.expected_exceptions(*CALLER_ERRORS)
+    @messaging.expected_exceptions(*block_jobs.CALLER_ERRORS)
     def get_stats(self, context, instance_uuid):
         """Call: monitor statistics; a QUERY job, so it is served during a
         migration only while the migration converges."""

@@ -63,8 +63,7 @@ class BusyRPCAPI(rpc.RPCAPIBase):
     """
 
     def __init__(self, conf, topic, **kwargs):
-        self.TOPIC = topic
-        super().__init__(conf, **kwargs)
+        super().__init__(conf, topic=topic, **kwargs)
 
     def block_hub(self, ctxt, host, milliseconds):
         return self.client.prepare(server=host).call(
