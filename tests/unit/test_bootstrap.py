@@ -57,7 +57,8 @@ def ensure_rabbitmq(stubs, fails, timeout):
                NOVA_LITE_RABBIT_START_TIMEOUT=str(timeout),
                SCRIPT=str(SCRIPT))
     return subprocess.run(
-        ['bash', '-c', 'source "$SCRIPT" && ensure_rabbitmq'], env=env, capture_output=True, text=True, timeout=60)
+        ['bash', '-c', 'source "$SCRIPT" && ensure_rabbitmq'], env=env,
+        capture_output=True, text=True, timeout=60)
 
 
 def test_retries_await_startup_until_the_node_registers(stubs):
