@@ -6,6 +6,7 @@ import collections
 import logging
 import os
 import re
+import time
 
 import eventlet
 from eventlet import event as eventlet_event
@@ -62,6 +63,31 @@ def timeout(seconds, raise_error=True):
 
 
 Timeout = eventlet.Timeout
+
+
+def wait_for(predicate, timeout, interval=0.05, what=None,
+             retry_errors=(Exception,), error=TimeoutError):
+    """Call ``predicate()`` until it returns a true value; return that value.
+
+    Exceptions in ``retry_errors`` count as "not yet" (a row may not exist
+    yet); the last one is named in the ``error`` raised after ``timeout``
+    seconds.  Other exceptions propagate at once.
+    """
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while True:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except retry_errors as exc:
+            last_error = exc
+        if time.monotonic() >= deadline:
+            detail = ' (last error: %s)' % last_error if last_error else ''
+            raise error('Timed out after %.1fs waiting for %s%s' % (
+                timeout, what or getattr(predicate, '__name__', 'predicate'),
+                detail))
+        sleep(interval)
 
 
 class Event:

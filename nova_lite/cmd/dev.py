@@ -99,23 +99,32 @@ def _start_daemons(state_dir, conf_path, plan):
 
 
 def _wait_all_up(conf, db, daemons, timeout=60):
-    deadline = time.monotonic() + timeout
     pending = list(daemons)
-    while pending and time.monotonic() < deadline:
+
+    def _all_up():
         for daemon in list(pending):
             if daemon.popen.poll() is not None:
                 raise RuntimeError('%s exited with %s; see %s' % (
                     daemon.binary, daemon.popen.returncode,
                     daemon.log_path))
-            try:
-                svc = db.service_get(daemon.host, daemon.binary)
-            except Exception:
-                continue
-            if servicegroup.is_up(svc, conf.service_down_time):
+            svc = _service_or_none(db, daemon)
+            if svc and servicegroup.is_up(svc, conf.service_down_time):
                 pending.remove(daemon)
-        utils.sleep(0.2)
-    if pending:
-        raise RuntimeError('not up after %ss: %s' % (timeout, pending))
+        return not pending
+
+    try:
+        utils.wait_for(_all_up, timeout, interval=0.2, retry_errors=())
+    except TimeoutError:
+        raise RuntimeError('not up after %ss: %s' % (timeout, ', '.join(
+            '%s on %s (log %s)' % (d.binary, d.host, d.log_path)
+            for d in pending)))
+
+
+def _service_or_none(db, daemon):
+    try:
+        return db.service_get(daemon.host, daemon.binary)
+    except Exception:  # noqa: BLE001 - not registered (or DB busy) yet
+        return None
 
 
 def _print_services(conf, db):
@@ -130,18 +139,20 @@ def _demo_build(conf, db):
     instance_uuid = str(uuid.uuid4())
     conductor_rpcapi.ConductorRPCAPI(conf, db=db).build_instance(
         context.get_admin_context(), instance_uuid)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            instance = db.instance_get(instance_uuid)
-            if instance['vm_state'] in ('active', 'error'):
-                print('instance %s: %s on %s' % (
-                    instance_uuid, instance['vm_state'], instance['host']))
-                return
-        except Exception:
-            pass
-        utils.sleep(0.2)
-    print('instance %s: not built within 30s' % instance_uuid)
+    try:
+        instance = utils.wait_for(
+            lambda: _instance_if_settled(db, instance_uuid), 30, interval=0.2,
+            what='instance %s to be built' % instance_uuid)
+    except TimeoutError:
+        print('instance %s: not built within 30s' % instance_uuid)
+        return
+    print('instance %s: %s on %s' % (instance_uuid, instance['vm_state'],
+                                     instance['host']))
+
+
+def _instance_if_settled(db, instance_uuid):
+    instance = db.instance_get(instance_uuid)
+    return instance if instance['vm_state'] in ('active', 'error') else None
 
 
 def main(argv=None):

@@ -4,8 +4,6 @@ Every waiter has a deadline and raises ``WaitTimeout`` with a message that
 says what it was waiting for.
 """
 
-import time
-
 from nova_lite import servicegroup
 from nova_lite import utils
 
@@ -20,21 +18,8 @@ def wait_for(predicate, timeout=10.0, interval=0.05, what=None):
     Exceptions from ``predicate`` count as "not yet" (a row may not exist
     yet) and the last one is reported on timeout.
     """
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while True:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except Exception as exc:  # noqa: BLE001 - reported on timeout
-            last_error = exc
-        if time.monotonic() >= deadline:
-            detail = ' (last error: %s)' % last_error if last_error else ''
-            raise WaitTimeout('Timed out after %.1fs waiting for %s%s' % (
-                timeout, what or getattr(predicate, '__name__', 'predicate'),
-                detail))
-        utils.sleep(interval)
+    return utils.wait_for(predicate, timeout, interval=interval, what=what,
+                          error=WaitTimeout)
 
 
 def wait_for_service(db, host, binary, status='up', service_down_time=None,
