@@ -2,7 +2,6 @@
 listeners, and hub responsiveness under 20 long operations."""
 
 import json
-import statistics
 import subprocess
 import sys
 import uuid
@@ -133,7 +132,11 @@ def test_hub_stays_responsive_under_20_long_operations(factory, db, conf,
     assert all(i['task_state'] == 'spawning'
                for i in db.instance_get_all(host='busyhub')), \
         daemon.log_text()[-2000:]
-    assert statistics.median(overheads) < 50.0, overheads
+    # The issue's bound, on every reply; measured here: ~1 ms at most.
+    assert max(overheads) < 50.0, overheads
+    # ...and the heartbeats kept it up while all 20 ran.
+    assert waiters.wait_for_service(db, 'busyhub', 'nova-lite-compute',
+                                    timeout=0)
     waiters.wait_for(lambda: all(
         i['vm_state'] == 'active'
         for i in db.instance_get_all(host='busyhub')), timeout=30,
