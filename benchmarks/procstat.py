@@ -17,3 +17,19 @@ def rss_mb(pid):
             if line.startswith('VmRSS:'):
                 return int(line.split()[1]) / 1024.0
     return None
+
+
+def find_pid(name):
+    """The pid of the first process whose command name is ``name``, or
+    None (e.g. RabbitMQ's ``beam.smp`` when the broker is on another host).
+    """
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/comm' % entry) as handle:
+                if handle.read().strip() == name:
+                    return int(entry)
+        except OSError:
+            continue
+    return None

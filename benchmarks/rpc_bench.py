@@ -284,7 +284,14 @@ def _percentile(values, pct):
     return ordered[index]
 
 
-def measure(client, calls, warmup, concurrency, casts, server_pid):
+def _broker_cpu():
+    """RabbitMQ's CPU seconds so far, when it runs on this machine."""
+    pid = procstat.find_pid('beam.smp')
+    return procstat.cpu_seconds(pid) if pid else None
+
+
+def measure(client, calls, warmup, concurrency, conc_calls, casts,
+            server_pid):
     import eventlet
 
     for _ in range(warmup):
@@ -303,10 +310,15 @@ def measure(client, calls, warmup, concurrency, casts, server_pid):
               'ccpu': (time.process_time() - client_before) / calls * 1e6}
     if client.concurrent_call is not None:
         pool = eventlet.GreenPool(concurrency)
+        broker_before = _broker_cpu()
         start = time.perf_counter()
-        for _ in pool.imap(lambda _: client.concurrent_call(), range(calls)):
+        for _ in pool.imap(lambda _: client.concurrent_call(),
+                           range(conc_calls)):
             pass
-        result['conc'] = calls / (time.perf_counter() - start)
+        result['conc'] = conc_calls / (time.perf_counter() - start)
+        if broker_before is not None:
+            result['bcpu'] = ((_broker_cpu() - broker_before)
+                              / conc_calls * 1e6)
     start = time.perf_counter()
     client.casts(casts)
     result['casts'] = casts / (time.perf_counter() - start)
@@ -332,17 +344,32 @@ def _fmt(value, unit=''):
                                                                    unit)
 
 
+def print_round_ratios(samples):
+    """nova_lite / oslo per round: the spread the medians hide."""
+    print()
+    print('nova_lite / oslo in each round (the stacks take turns, so a round '
+          'shares the machine\'s conditions):')
+    for key, title in (('p50', 'call p50'), ('conc', 'calls/s @conc'),
+                       ('casts', 'casts/s')):
+        ratios = [nova[key] / oslo[key] for nova, oslo in zip(
+            samples['nova_lite'], samples['oslo.messaging'])]
+        print('  %-14s %s' % (title, '  '.join('%.3f' % r for r in ratios)))
+
+
 def print_table(results, pool_warnings, args):
     base = results['oslo.messaging']
     cols = [('p50', 'call p50 ms'), ('p99', 'call p99 ms'),
             ('max', 'call max ms'),
             ('conc', 'calls/s @%d' % args.concurrency),
             ('casts', 'casts/s'), ('cpu', 'srv us/call'),
-            ('ccpu', 'cli us/call')]
+            ('ccpu', 'cli us/call'),
+            ('bcpu', 'brk us/c@%d' % args.concurrency)]
     header = '%-16s' % 'stack' + ''.join('%14s' % title for _, title in cols)
     print()
-    print('RPC benchmark: %d sequential calls after %d warm-up, %d casts, '
-          'one RabbitMQ broker' % (args.calls, args.warmup, args.casts))
+    print('RPC benchmark: %d sequential calls after %d warm-up, %d calls '
+          'from %d greenthreads, %d casts, one RabbitMQ broker' % (
+              args.calls, args.warmup, args.conc_calls, args.concurrency,
+              args.casts))
     print(header)
     print('-' * len(header))
     for name, result in results.items():
@@ -378,6 +405,9 @@ def main():
     parser.add_argument('--calls', type=int, default=2000)
     parser.add_argument('--warmup', type=int, default=200)
     parser.add_argument('--concurrency', type=int, default=50)
+    parser.add_argument('--conc-calls', type=int, default=5000,
+                        help='Calls in the concurrent throughput phase '
+                             '(default 5000).')
     parser.add_argument('--casts', type=int, default=5000)
     parser.add_argument('--rounds', type=int, default=3,
                         help='Rounds of every stack; the table shows '
@@ -422,7 +452,7 @@ def measure_in_this_process(args):
     try:
         client = globals()[client_name](args.url)
         result = measure(client, args.calls, args.warmup, args.concurrency,
-                         args.casts, server.pid)
+                         args.conc_calls, args.casts, server.pid)
     finally:
         server.terminate()
         server.wait()
@@ -446,11 +476,16 @@ def run_rounds(args):
     state_dir = tempfile.mkdtemp(prefix='nova_lite_bench_')
     samples = {name: [] for name, _, _ in STACKS}
     for round_no in range(1, args.rounds + 1):
-        for name, mode, _ in STACKS:
+        # Each round starts with another stack: whichever runs right after
+        # another meets the broker still cleaning up the previous one's
+        # queues and connections, and that must not always be the same one.
+        offset = (round_no - 1) % len(STACKS)
+        for name, mode, _ in STACKS[offset:] + STACKS[:offset]:
             argv = [sys.executable, os.path.abspath(__file__),
                     '--measure', mode, '--url', args.url,
                     '--calls', str(args.calls), '--warmup', str(args.warmup),
                     '--concurrency', str(args.concurrency),
+                    '--conc-calls', str(args.conc_calls),
                     '--casts', str(args.casts), '--state-dir', state_dir,
                     '--run-id', uuid.uuid4().hex[:8]]
             out = subprocess.run(argv, stdout=subprocess.PIPE, text=True,
@@ -464,6 +499,7 @@ def run_rounds(args):
     warnings = {name: sum(r['pool_warnings'] for r in rounds)
                 for name, rounds in samples.items()}
     print_table(results, warnings, args)
+    print_round_ratios(samples)
     return 0
 
 
