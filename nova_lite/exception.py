@@ -79,6 +79,16 @@ class InvalidState(NovaLiteException):
                '%(action)s it')
 
 
+class InstanceActionInProgress(InvalidState):
+    msg_fmt = ('Cannot %(action)s instance %(instance_uuid)s: it is already '
+               '%(task_state)s')
+
+
+class WorkTakenOver(NovaLiteException):
+    msg_fmt = ('Conductor work %(work_id)s (%(action)s of instance '
+               '%(instance_uuid)s) now belongs to another conductor')
+
+
 class DriverNotFound(ConfigError):
     msg_fmt = 'Unknown [compute] driver %(name)r; known: %(known)s'
 

@@ -107,16 +107,29 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
         self._notify(context, 'compute.instance.%s.error' % operation,
                      {'instance_uuid': instance_uuid, 'reason': str(exc)})
 
-    def _run_operation(self, context, instance_uuid, operation, start):
-        """Run one long operation under a MODIFY job; never raises."""
+    def _run_operation(self, context, instance_uuid, operation, start,
+                       done=None):
+        """Run one long operation under a MODIFY job; never raises.
+
+        With ``done`` (a vm_state), a request that finds the instance
+        already there once it holds the job is a repeat and is ignored: a
+        conductor that took over a dead one's work re-sends what it cannot
+        tell was received.
+        """
         payload = {'instance_uuid': instance_uuid, 'host': self.host}
-        self._notify(context, 'compute.instance.%s.start' % operation,
-                     payload)
         instance_jobs = self.jobs[instance_uuid]
         try:
-            self.db.instance_update(instance_uuid,
-                                    task_state=operation + 'ing')
             with instance_jobs.job(jobs.MODIFY):
+                if (done and self.db.instance_get(instance_uuid)['vm_state']
+                        == done):
+                    LOG.info('%s: instance %s is already %s; repeated '
+                             'request ignored', operation, instance_uuid,
+                             done)
+                    return
+                self._notify(context, 'compute.instance.%s.start' % operation,
+                             payload)
+                self.db.instance_update(instance_uuid,
+                                        task_state=operation + 'ing')
                 with instance_jobs.monitor():
                     task_id = start(instance_uuid)
                 self._task(instance_uuid, operation, task_id).wait()
@@ -149,7 +162,7 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
             if self._cast_target(instance_uuid, 'spawn') is None:
                 return
         self._run_operation(context, instance_uuid, 'spawn',
-                            self.driver.spawn)
+                            self.driver.spawn, done='active')
 
     def reboot(self, context, instance_uuid):
         """Cast: reboot ``instance_uuid``."""
@@ -161,7 +174,7 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
         """Cast: destroy ``instance_uuid``."""
         if self._cast_target(instance_uuid, 'destroy') is not None:
             self._run_operation(context, instance_uuid, 'destroy',
-                                self.driver.destroy)
+                                self.driver.destroy, done='deleted')
 
     def migrate(self, context, instance_uuid, dest):
         """Cast: live-migrate ``instance_uuid`` to host ``dest``.
@@ -178,7 +191,6 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
             return
         payload = {'instance_uuid': instance_uuid, 'host': self.host,
                    'dest': dest}
-        self._notify(context, 'compute.instance.migrate.start', payload)
         instance_jobs = self.jobs[instance_uuid]
 
         def follow_phase(status):
@@ -190,9 +202,16 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
                 instance_jobs.leave_interruptible()
 
         try:
-            self.db.instance_update(instance_uuid, task_state='migrating')
             with instance_jobs.async_job_held(jobs.MIGRATION_OUT,
                                               mask={jobs.QUERY}):
+                if self.db.instance_get(instance_uuid)['host'] != self.host:
+                    LOG.info('migrate: instance %s has left %s already; '
+                             'repeated request ignored', instance_uuid,
+                             self.host)
+                    return
+                self._notify(context, 'compute.instance.migrate.start',
+                             payload)
+                self.db.instance_update(instance_uuid, task_state='migrating')
                 try:
                     with instance_jobs.monitor():
                         task_id = self.driver.migrate(instance_uuid, dest)

@@ -1,4 +1,28 @@
-"""Conductor manager: orchestrates operations across roles."""
+"""Conductor manager: orchestrates instance actions across roles.
+
+Guarding.  An action on an existing instance (reboot, destroy, migrate) is a
+*call*: the conductor claims the instance's ``task_state`` in one UPDATE
+that succeeds only if no other action holds it (Nova's
+``expected_task_state``), so of two concurrent requests exactly one is
+accepted and the other gets ``InstanceActionInProgress``.  The compute host
+clears ``task_state`` when the operation ends.
+
+Takeover.  Every action is recorded in ``conductor_work`` with the step it
+has reached, in the same transaction that claims the instance::
+
+    build:                    scheduling --> casting --> done
+    reboot/destroy/migrate:                  casting --> done
+
+A step is written before the next begins.  Each conductor looks, every
+``[conductor] takeover_interval``, for unfinished work whose conductor is
+down, claims it in one UPDATE (one winner among live conductors) and runs it
+on from its step; at start-up it also resumes its own unfinished work (a
+restart with the same ``host``).  A conductor whose work was taken over
+while it was only slow finds out at its next step (``WorkTakenOver``) and
+stops.  At ``casting``, the work is re-sent only if the instance still shows
+the conductor's task_state (the compute host has not started it); the
+compute manager ignores a request it has already carried out.
+"""
 
 import oslo_messaging as messaging
 from oslo_log import log as logging
@@ -6,20 +30,38 @@ from oslo_log import log as logging
 from nova_lite.compute import rpcapi as compute_rpcapi
 from nova_lite import exception
 from nova_lite import manager
+from nova_lite import periodic
 from nova_lite.scheduler import rpcapi as scheduler_rpcapi
+from nova_lite import servicegroup
 
 LOG = logging.getLogger(__name__)
+
+BINARY = 'nova-lite-conductor'
+
+# action -> (task_state the conductor sets, vm_states it may start from).
+# The compute host sets its own running state (e.g. "rebooting") on start.
+GUARDED_ACTIONS = {
+    'reboot': ('reboot_pending', ('active',)),
+    'destroy': ('destroy_pending', ('active', 'error')),
+    'migrate': ('migrate_pending', ('active',)),
+}
+BUILD_TASK_STATE = 'scheduling'
+
+_SCHEDULING_ERRORS = (exception.NoValidHost, messaging.MessagingTimeout)
 
 
 class ConductorManager(manager.Manager):
     """Server side of the conductor RPC API (see ``ConductorRPCAPI``)."""
 
-    target = messaging.Target(version='1.0')
+    target = messaging.Target(version='1.1')
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._scheduler_rpcapi = None
         self._compute_rpcapi = None
+        # Our own unfinished work from before this process started: the
+        # only work of ours the takeover task resumes.
+        self._orphans = set()
 
     @property
     def scheduler_rpcapi(self):
@@ -36,21 +78,164 @@ class ConductorManager(manager.Manager):
                 self.conf, db=self.db)
         return self._compute_rpcapi
 
+    def init_host(self):
+        # Before RPC is consumed: whatever is unfinished now was left by an
+        # earlier process with our host name.
+        self._orphans = {work['id'] for work in
+                         self.db.work_get_all(unfinished=True,
+                                              conductor_host=self.host)}
+
+    # -- RPC API -----------------------------------------------------------
+
     def build_instance(self, context, instance_uuid):
-        """Cast: schedule ``instance_uuid`` and have its compute spawn it.
+        """Cast: create, schedule and spawn ``instance_uuid``.
 
         A scheduling failure leaves the instance in ERROR with the reason,
         so the cast's outcome can be read from the instances table.
         """
-        self.db.instance_create(instance_uuid, vm_state='building',
-                                task_state='scheduling')
+        work = self.db.work_create(instance_uuid, 'build', 'scheduling',
+                                   self.host)
+        self._run(context, work)
+
+    @messaging.expected_exceptions(exception.InstanceNotFound,
+                                   exception.InvalidState)
+    def reboot_instance(self, context, instance_uuid):
+        """Call: reboot; refused while another action holds the instance."""
+        return self._start_guarded(context, instance_uuid, 'reboot')
+
+    @messaging.expected_exceptions(exception.InstanceNotFound,
+                                   exception.InvalidState)
+    def destroy_instance(self, context, instance_uuid):
+        """Call: destroy; refused while another action holds the instance."""
+        return self._start_guarded(context, instance_uuid, 'destroy')
+
+    @messaging.expected_exceptions(exception.InstanceNotFound,
+                                   exception.InvalidState,
+                                   exception.NoValidHost,
+                                   exception.InvalidInput)
+    def migrate_instance(self, context, instance_uuid, dest=None):
+        """Call: live-migrate to ``dest``, or to a host the scheduler picks."""
+        instance = self.db.instance_get(instance_uuid)
+        if dest is None:
+            dest = self.scheduler_rpcapi.select_host(
+                context, exclude_hosts=[instance['host']])
+        elif dest == instance['host']:
+            raise exception.InvalidInput(
+                reason='instance %s is already on %s' % (instance_uuid, dest))
+        return self._start_guarded(context, instance_uuid, 'migrate',
+                                   dest=dest)
+
+    def _start_guarded(self, context, instance_uuid, action, dest=None):
+        task_state, vm_states = GUARDED_ACTIONS[action]
+        work = self.db.work_create(
+            instance_uuid, action, 'casting', self.host, dest=dest,
+            guard=(task_state, vm_states))
+        self._run(context, work)
+        return {'instance_uuid': instance_uuid, 'action': action,
+                'host': work['host'], 'dest': dest, 'work_id': work['id']}
+
+    # -- running work, from any step ----------------------------------------
+
+    def _run(self, context, work, resumed=False):
+        """Run ``work`` on from its step.  An unexpected error ends the
+        work as failed and frees the instance before it is re-raised."""
+        try:
+            if work['step'] == 'scheduling':
+                work = self._schedule(context, work)
+            if work is not None and work['step'] == 'casting':
+                self._cast(context, work, resumed)
+        except exception.WorkTakenOver as exc:
+            LOG.warning('%s; stopped here', exc)
+        except Exception as exc:
+            self._abandon(work, exc)
+            raise
+
+    def _abandon(self, work, exc):
+        LOG.error('%s of instance %s failed at step %s: %s', work['action'],
+                  work['instance_uuid'], work['step'], exc)
+        try:
+            self.db.work_update(work, step='failed', finished=True)
+        except exception.WorkTakenOver:
+            return        # the new owner deals with the instance
+        values = dict(task_state=None)
+        if work['action'] == 'build':
+            values.update(vm_state='error', fault=str(exc))
+        try:
+            self.db.instance_update(work['instance_uuid'], **values)
+        except exception.InstanceNotFound:
+            pass          # a build that failed before its row existed
+
+    def _schedule(self, context, work):
+        """build's first step: the row, a host; None if it cannot go on."""
+        instance_uuid = work['instance_uuid']
+        try:
+            self.db.instance_create(instance_uuid, vm_state='building',
+                                    task_state=BUILD_TASK_STATE)
+        except exception.InstanceExists:
+            pass   # created before a takeover
         try:
             host = self.scheduler_rpcapi.select_host(context)
-        except (exception.NoValidHost, messaging.MessagingTimeout) as exc:
+        except _SCHEDULING_ERRORS as exc:
             LOG.warning('Cannot schedule %s: %s', instance_uuid, exc)
+            self.db.work_update(work, step='failed', finished=True)
             self.db.instance_update(instance_uuid, vm_state='error',
                                     task_state=None, fault=str(exc))
-            return
-        self.db.instance_update(instance_uuid, host=host,
-                                task_state='spawning')
-        self.compute_rpcapi.spawn(context, host, instance_uuid)
+            return None
+        work = self.db.work_update(work, step='casting', host=host)
+        self.db.instance_update(instance_uuid, host=host)
+        return work
+
+    def _cast(self, context, work, resumed):
+        """The last step: hand the action to its compute host."""
+        instance_uuid, action = work['instance_uuid'], work['action']
+        expected = (BUILD_TASK_STATE if action == 'build'
+                    else GUARDED_ACTIONS[action][0])
+        if resumed and self._task_state(instance_uuid) != expected:
+            LOG.info('%s of instance %s: the compute host has it already',
+                     action, instance_uuid)
+        elif action == 'build':
+            self.compute_rpcapi.spawn(context, work['host'], instance_uuid)
+        elif action == 'migrate':
+            self.compute_rpcapi.migrate(context, work['host'], instance_uuid,
+                                        work['dest'])
+        else:
+            getattr(self.compute_rpcapi, action)(context, work['host'],
+                                                 instance_uuid)
+        self.db.work_update(work, step='done', finished=True)
+
+    def _task_state(self, instance_uuid):
+        try:
+            return self.db.instance_get(instance_uuid)['task_state']
+        except exception.InstanceNotFound:
+            return None
+
+    # -- takeover ----------------------------------------------------------
+
+    @periodic.periodic_task(
+        spacing=lambda conf: conf.conductor.takeover_interval,
+        run_immediately=True)
+    def _take_over_orphaned_work(self, context):
+        """Resume work whose conductor is down, and our own that no
+        greenthread of this process runs (left by our previous life)."""
+        down_time = self.conf.service_down_time
+        live = {svc['host'] for svc in self.db.service_get_all(binary=BINARY)
+                if servicegroup.is_up(svc, down_time)}
+        for work in self.db.work_get_all(unfinished=True):
+            owner = work['conductor_host']
+            if owner == self.host:
+                if work['id'] not in self._orphans:
+                    continue      # a greenthread of ours runs it
+                self._orphans.discard(work['id'])
+                claimed = work
+            elif owner in live:
+                continue
+            else:
+                claimed = self.db.work_claim(work, self.host)
+                if claimed is None:
+                    continue      # another conductor was first
+            LOG.warning('Taking over %s of instance %s from %s conductor '
+                        '%s at step %s', work['action'],
+                        work['instance_uuid'],
+                        'my earlier' if owner == self.host else 'dead',
+                        owner, work['step'])
+            self._run(context, claimed, resumed=True)

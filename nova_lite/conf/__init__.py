@@ -6,6 +6,7 @@ given.  Nothing here registers on a global at import time.
 
 from nova_lite.conf import base
 from nova_lite.conf import compute
+from nova_lite.conf import conductor
 from nova_lite.conf import database
 from nova_lite.conf import fake_driver
 from nova_lite.conf import inflight
@@ -15,7 +16,7 @@ from nova_lite.conf import upgrade_levels
 
 # Every group module, in the order the sample config lists them.
 GROUP_MODULES = (base, messaging, database, upgrade_levels, inflight, statsd,
-                 compute, fake_driver)
+                 conductor, compute, fake_driver)
 
 
 def register_opts(conf):

@@ -26,6 +26,9 @@ SAMPLE_FIELDS = ('topic', 'host', 'binary', 'to_service', 'in_service',
                  'clock_offset', 'skew', 'greenthreads', 'timed_out', 'error')
 INSTANCE_FIELDS = ('uuid', 'host', 'vm_state', 'task_state', 'power_state',
                    'fault', 'created_at', 'updated_at')
+WORK_FIELDS = ('id', 'instance_uuid', 'action', 'step', 'host', 'dest',
+               'conductor_host', 'takeovers', 'finished_at', 'created_at',
+               'updated_at')
 
 
 def _as_dict(row, fields):
@@ -46,6 +49,25 @@ def create_engine(url):
     if engine.dialect.name == 'sqlite':
         sa.event.listen(engine, 'connect', _sqlite_pragmas)
     return engine
+
+
+def _begin_action(session, uuid, action, task_state, allowed_vm_states):
+    result = session.execute(
+        sa.update(models.Instance)
+        .where(models.Instance.uuid == uuid,
+               models.Instance.task_state.is_(None),
+               models.Instance.vm_state.in_(allowed_vm_states))
+        .values(task_state=task_state, updated_at=models.utcnow()))
+    row = session.get(models.Instance, uuid)
+    if row is None:
+        raise exception.InstanceNotFound(instance_uuid=uuid)
+    if result.rowcount == 1:
+        return _as_dict(row, INSTANCE_FIELDS)
+    if row.task_state is not None:
+        raise exception.InstanceActionInProgress(
+            instance_uuid=uuid, action=action, task_state=row.task_state)
+    raise exception.InvalidState(instance_uuid=uuid, state=row.vm_state,
+                                 action=action)
 
 
 class API:
@@ -207,6 +229,107 @@ class API:
                  .group_by(models.Instance.host))
         with self._session() as session:
             return dict(session.execute(query).all())
+
+    def instance_begin_action(self, uuid, action, task_state,
+                              allowed_vm_states):
+        """Set ``task_state`` if the instance has none and its vm_state is
+        allowed, in one UPDATE; returns the row.
+
+        Nova's ``expected_task_state``: of concurrent actions on one
+        instance exactly one wins; the others get
+        ``InstanceActionInProgress`` (or ``InvalidState``).
+        """
+        with self._session() as session, session.begin():
+            return _begin_action(session, uuid, action, task_state,
+                                 allowed_vm_states)
+
+    # -- conductor work --------------------------------------------------
+
+    def work_create(self, instance_uuid, action, step, conductor_host,
+                    dest=None, guard=None):
+        """Record new conductor work; returns it as a dict.
+
+        With ``guard=(task_state, allowed_vm_states)`` the instance is
+        claimed as ``instance_begin_action`` does, in the same transaction,
+        and the work's ``host`` is the instance's: there is never a claimed
+        instance without a record of the work, nor the reverse.
+        """
+        with self._session() as session, session.begin():
+            host = None
+            if guard:
+                host = _begin_action(session, instance_uuid, action,
+                                     *guard)['host']
+            row = models.ConductorWork(
+                instance_uuid=instance_uuid, action=action, step=step,
+                conductor_host=conductor_host, host=host, dest=dest,
+                takeovers=0)
+            session.add(row)
+            session.flush()
+            return _as_dict(row, WORK_FIELDS)
+
+    def work_update(self, work, finished=False, **values):
+        """Record progress on ``work`` (a dict from work_create/claim).
+
+        Only its owner may: if another conductor took it over meanwhile,
+        this raises ``WorkTakenOver`` and changes nothing.
+        """
+        values['updated_at'] = models.utcnow()
+        if finished:
+            values['finished_at'] = values['updated_at']
+        with self._session() as session, session.begin():
+            result = session.execute(
+                sa.update(models.ConductorWork)
+                .where(models.ConductorWork.id == work['id'],
+                       models.ConductorWork.conductor_host ==
+                       work['conductor_host'],
+                       models.ConductorWork.finished_at.is_(None))
+                .values(**values))
+            if result.rowcount != 1:
+                raise exception.WorkTakenOver(
+                    work_id=work['id'], action=work['action'],
+                    instance_uuid=work['instance_uuid'])
+        return dict(work, **values)
+
+    def work_get_all(self, unfinished=False, conductor_host=None,
+                     instance_uuid=None):
+        """Conductor work, oldest first, as dicts."""
+        query = sa.select(models.ConductorWork).order_by(
+            models.ConductorWork.id)
+        if unfinished:
+            query = query.where(models.ConductorWork.finished_at.is_(None))
+        if conductor_host:
+            query = query.filter_by(conductor_host=conductor_host)
+        if instance_uuid:
+            query = query.filter_by(instance_uuid=instance_uuid)
+        with self._session() as session:
+            return [_as_dict(row, WORK_FIELDS)
+                    for row in session.scalars(query)]
+
+    def work_get(self, work_id):
+        with self._session() as session:
+            row = session.get(models.ConductorWork, work_id)
+            return None if row is None else _as_dict(row, WORK_FIELDS)
+
+    def work_claim(self, work, conductor_host):
+        """Take ``work`` over from its (dead) owner, in one UPDATE.
+
+        Returns the claimed work, or None when another conductor claimed
+        it first or it finished meanwhile.
+        """
+        with self._session() as session, session.begin():
+            result = session.execute(
+                sa.update(models.ConductorWork)
+                .where(models.ConductorWork.id == work['id'],
+                       models.ConductorWork.conductor_host ==
+                       work['conductor_host'],
+                       models.ConductorWork.finished_at.is_(None))
+                .values(conductor_host=conductor_host,
+                        takeovers=models.ConductorWork.takeovers + 1,
+                        updated_at=models.utcnow()))
+            if result.rowcount != 1:
+                return None
+            return _as_dict(session.get(models.ConductorWork, work['id']),
+                            WORK_FIELDS)
 
     # -- inflight samples ------------------------------------------------
 

@@ -58,6 +58,31 @@ class Instance(TimestampMixin, Base):
     fault: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
 
 
+class ConductorWork(TimestampMixin, Base):
+    """One conductor action on one instance, until the conductor's part is
+    done; what another conductor takes over when this one dies."""
+
+    __tablename__ = 'conductor_work'
+    __table_args__ = (sa.Index('ix_conductor_work_unfinished',
+                               'finished_at', 'conductor_host'),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    instance_uuid: orm.Mapped[str] = orm.mapped_column(sa.String(36))
+    # build, reboot, destroy or migrate.
+    action: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    # Where the action has got to (see nova_lite.conductor.work).
+    step: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    # The compute host the action was sent (or is to be sent) to, and the
+    # migration destination.
+    host: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    dest: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    # The conductor that owns the work; changes on takeover.
+    conductor_host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    takeovers: orm.Mapped[int] = orm.mapped_column(default=0)
+    finished_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
+        sa.DateTime)
+
+
 class InflightSample(Base):
     """One inflight probe of one service; phases in ms."""
 

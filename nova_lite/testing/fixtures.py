@@ -23,6 +23,7 @@ TEST_DEFAULTS = {
         'graceful_shutdown_timeout': 5,
         'rpc_response_timeout': 10,
     },
+    'conductor': {'takeover_interval': 0.5},
     'compute': {'task_poll_interval': 0.05, 'block_job_abort_timeout': 5,
                 'job_acquire_timeout': 5},
     'fake_driver': {'call_latency_seconds': 0.002, 'operation_seconds': 0.2,

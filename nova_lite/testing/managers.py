@@ -7,14 +7,19 @@
 way a handler that forgets to yield (or a blocking C call) does, and records
 when each block started and ended, so a test can check what the inflight
 probe reports against a known truth.
+
+``StallingConductorManager`` is a conductor that stops for good just before
+it hands work to a compute host: the moment to kill it in a takeover test.
 """
 
 import time
 
 import oslo_messaging as messaging
 
+from nova_lite.conductor import manager as conductor_manager
 from nova_lite import manager
 from nova_lite import rpc
+from nova_lite import utils
 
 
 def spin(milliseconds):
@@ -78,3 +83,10 @@ class BusyRPCAPI(rpc.RPCAPIBase):
 
     def reset_busy_log(self, ctxt, host):
         return self.client.prepare(server=host).call(ctxt, 'reset_busy_log')
+
+
+class StallingConductorManager(conductor_manager.ConductorManager):
+    """A conductor that records its work up to the last step, then hangs."""
+
+    def _cast(self, context, work, resumed):
+        utils.Event().wait()
