@@ -179,3 +179,39 @@ def test_unreachable_database_is_one_masked_line(conf_fixture):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith('nova-lite-manage: error: Cannot connect to '
                            'database postgresql://nova:***@127.0.0.1:1/nova')
+
+
+def test_a_killed_conductors_build_is_finished_by_another(factory, db, conf,
+                                                          ctxt, client_rpc):
+    doomed = factory.start_daemon('nova-lite-conductor', 'ctl-doomed', extra={
+        'DEFAULT': {'conductor_manager':
+                    'nova_lite.testing.managers:StallingConductorManager'}})
+    others = [factory.start_daemon('nova-lite-scheduler', 'ctl1'),
+              factory.start_daemon('nova-lite-compute', 'cpu1')]
+    for daemon in [doomed] + others:
+        _wait_up(db, daemon)
+    instance_uuid = str(uuid.uuid4())
+    conductor_rpcapi.ConductorRPCAPI(conf).build_instance(ctxt,
+                                                          instance_uuid)
+    # It scheduled the instance and recorded that; it stalls before the
+    # cast to the compute host, and dies there.
+    work = waiters.wait_for(
+        lambda: [w for w in db.work_get_all(instance_uuid=instance_uuid)
+                 if w['step'] == 'casting'], timeout=20,
+        what='the doomed conductor to reach its last step')[0]
+    assert (work['conductor_host'], work['host']) == ('ctl-doomed', 'cpu1')
+    doomed.signal(signal.SIGKILL)
+    assert doomed.wait(timeout=10) == -signal.SIGKILL
+
+    rescuer = factory.start_daemon('nova-lite-conductor', 'ctl2')
+
+    instance = waiters.wait_for(
+        lambda: db.instance_get(instance_uuid)['vm_state'] == 'active'
+        and db.instance_get(instance_uuid), timeout=30,
+        what='the instance to be built by the second conductor')
+    assert instance['host'] == 'cpu1'
+    done = db.work_get(work['id'])
+    assert (done['conductor_host'], done['takeovers'], done['step']) == (
+        'ctl2', 1, 'done')
+    assert 'Taking over build of instance %s from dead conductor ' \
+        'ctl-doomed' % instance_uuid in rescuer.log_text()
