@@ -177,9 +177,11 @@ class ConductorManager(manager.Manager):
             host = self.scheduler_rpcapi.select_host(context)
         except _SCHEDULING_ERRORS as exc:
             LOG.warning('Cannot schedule %s: %s', instance_uuid, exc)
-            self.db.work_update(work, step='failed', finished=True)
+            # Instance first: should we die in between, the conductor that
+            # takes the work over finds it settled and only closes the work.
             self.db.instance_update(instance_uuid, vm_state='error',
                                     task_state=None, fault=str(exc))
+            self.db.work_update(work, step='failed', finished=True)
             return None
         work = self.db.work_update(work, step='casting', host=host)
         self.db.instance_update(instance_uuid, host=host)
@@ -238,4 +240,7 @@ class ConductorManager(manager.Manager):
                         work['instance_uuid'],
                         'my earlier' if owner == self.host else 'dead',
                         owner, work['step'])
-            self._run(context, claimed, resumed=True)
+            try:
+                self._run(context, claimed, resumed=True)
+            except Exception:  # noqa: BLE001 - logged; on to the next one
+                pass

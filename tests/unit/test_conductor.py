@@ -208,3 +208,20 @@ def test_a_restarted_conductor_resumes_its_own_work(factory, conf, db,
                      timeout=10, what='c1 to resume its work')
     done = db.work_get(work['id'])
     assert (done['conductor_host'], done['takeovers']) == ('c1', 0)
+
+
+def test_a_build_with_no_compute_fails_and_closes_its_work(factory, conf,
+                                                           db, ctxt):
+    factory.start_service('conductor', host='c1')
+    factory.start_service('scheduler', host='s1')
+    instance_uuid = str(uuid.uuid4())
+
+    conductor_rpcapi.ConductorRPCAPI(conf).build_instance(ctxt, instance_uuid)
+
+    instance = waiters.wait_for(
+        lambda: db.instance_get(instance_uuid)['vm_state'] == 'error'
+        and db.instance_get(instance_uuid), timeout=10, what='the failure')
+    assert 'No valid host' in instance['fault']
+    assert instance['task_state'] is None
+    [work] = db.work_get_all(instance_uuid=instance_uuid)
+    assert work['step'] == 'failed' and work['finished_at'] is not None
