@@ -118,9 +118,11 @@ class Service:
 
     def _periodic_loop(self):
         delay = random.uniform(0, self.conf.periodic_fuzzy_delay)
-        ctxt = nova_context.get_admin_context()
         while not self._stopping.wait(delay):
-            idle = self.manager.run_periodic_tasks(ctxt)
+            # A fresh request_id per pass, so each pass's RPC and log lines
+            # can be told apart.
+            idle = self.manager.run_periodic_tasks(
+                nova_context.get_admin_context())
             delay = self.conf.periodic_interval if idle is None else idle
 
     def stop(self, graceful_timeout=None):

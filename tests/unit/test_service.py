@@ -15,10 +15,12 @@ class _CountingManager(manager.Manager):
     """A manager whose periodic task counts its runs and fails the first."""
 
     runs = 0
+    request_ids = []
 
     @periodic.periodic_task(spacing=0.05, run_immediately=True)
     def _tick(self, ctxt):
         type(self).runs += 1
+        type(self).request_ids.append(ctxt.request_id)
         if type(self).runs == 1:
             raise RuntimeError('first run fails on purpose')
 
@@ -54,9 +56,13 @@ def test_heartbeat_survives_a_failing_report(factory, db, monkeypatch):
 
 def test_periodic_task_failure_does_not_stop_it(factory):
     _CountingManager.runs = 0
+    _CountingManager.request_ids = []
     factory.start_service('inflight', host='h1', manager=_CountingManager)
     waiters.wait_for(lambda: _CountingManager.runs >= 3, timeout=10,
                      what='three periodic runs')
+    # Each pass has a request_id of its own, for the logs.
+    ids = _CountingManager.request_ids
+    assert len(set(ids)) == len(ids)
 
 
 def test_manager_override_option(conf):
