@@ -183,9 +183,11 @@ class ConductorManager(manager.Manager):
                                     task_state=None, fault=str(exc))
             self.db.work_update(work, step='failed', finished=True)
             return None
-        work = self.db.work_update(work, step='casting', host=host)
+        # Instance first: the compute host acts only on instances that name
+        # it, and a takeover before the step is recorded just schedules
+        # again.
         self.db.instance_update(instance_uuid, host=host)
-        return work
+        return self.db.work_update(work, step='casting', host=host)
 
     def _cast(self, context, work, resumed):
         """The last step: hand the action to its compute host."""
