@@ -153,17 +153,14 @@ class ConductorManager(manager.Manager):
     def _abandon(self, work, exc):
         LOG.error('%s of instance %s failed at step %s: %s', work['action'],
                   work['instance_uuid'], work['step'], exc)
-        try:
-            self.db.work_update(work, step='failed', finished=True)
-        except exception.WorkTakenOver:
-            return        # the new owner deals with the instance
-        values = dict(task_state=None)
+        instance = dict(task_state=None)
         if work['action'] == 'build':
-            values.update(vm_state='error', fault=str(exc))
+            instance.update(vm_state='error', fault=str(exc))
         try:
-            self.db.instance_update(work['instance_uuid'], **values)
-        except exception.InstanceNotFound:
-            pass          # a build that failed before its row existed
+            self.db.work_update(work, step='failed', finished=True,
+                                instance=instance)
+        except exception.WorkTakenOver:
+            pass          # the new owner deals with the instance
 
     def _schedule(self, context, work):
         """build's first step: the row, a host; None if it cannot go on."""
@@ -177,17 +174,14 @@ class ConductorManager(manager.Manager):
             host = self.scheduler_rpcapi.select_host(context)
         except _SCHEDULING_ERRORS as exc:
             LOG.warning('Cannot schedule %s: %s', instance_uuid, exc)
-            # Instance first: should we die in between, the conductor that
-            # takes the work over finds it settled and only closes the work.
-            self.db.instance_update(instance_uuid, vm_state='error',
-                                    task_state=None, fault=str(exc))
-            self.db.work_update(work, step='failed', finished=True)
+            self.db.work_update(work, step='failed', finished=True,
+                                instance=dict(vm_state='error',
+                                              task_state=None,
+                                              fault=str(exc)))
             return None
-        # Instance first: the compute host acts only on instances that name
-        # it, and a takeover before the step is recorded just schedules
-        # again.
-        self.db.instance_update(instance_uuid, host=host)
-        return self.db.work_update(work, step='casting', host=host)
+        # The compute host acts only on an instance that names it.
+        return self.db.work_update(work, step='casting', host=host,
+                                   instance=dict(host=host))
 
     def _cast(self, context, work, resumed):
         """The last step: hand the action to its compute host."""

@@ -267,8 +267,9 @@ class API:
             session.flush()
             return _as_dict(row, WORK_FIELDS)
 
-    def work_update(self, work, finished=False, **values):
-        """Record progress on ``work`` (a dict from work_create/claim).
+    def work_update(self, work, finished=False, instance=None, **values):
+        """Record progress on ``work`` (a dict from work_create/claim), and
+        apply ``instance`` (column values) to its instance, atomically.
 
         Only its owner may: if another conductor took it over meanwhile,
         this raises ``WorkTakenOver`` and changes nothing.
@@ -288,6 +289,11 @@ class API:
                 raise exception.WorkTakenOver(
                     work_id=work['id'], action=work['action'],
                     instance_uuid=work['instance_uuid'])
+            if instance:
+                session.execute(
+                    sa.update(models.Instance)
+                    .where(models.Instance.uuid == work['instance_uuid'])
+                    .values(updated_at=values['updated_at'], **instance))
         return dict(work, **values)
 
     def work_get_all(self, unfinished=False, conductor_host=None,

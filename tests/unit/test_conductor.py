@@ -129,8 +129,14 @@ def test_claim_has_one_winner_and_fences_the_old_owner(db):
     assert second is None
     # The old owner, if it was only slow, can no longer move the work on.
     with pytest.raises(exception.WorkTakenOver):
-        db.work_update(work, step='done', finished=True)
+        db.work_update(work, step='done', finished=True,
+                       instance={'host': 'h-elsewhere'})
     assert db.work_get(work['id'])['step'] == 'casting'
+    assert db.instance_get('i-1')['host'] == 'h1'
+    # Its new owner can, and the instance changes with the work.
+    db.work_update(first, step='done', finished=True,
+                   instance={'task_state': None})
+    assert db.instance_get('i-1')['task_state'] is None
 
 
 def test_guard_and_record_are_one_transaction(db):
