@@ -185,6 +185,11 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
         instance = self._cast_target(instance_uuid, 'migrate')
         if instance is None:
             return
+        if instance['task_state'] == 'migrating':
+            # A conductor that took over a dead one's work may re-send it.
+            LOG.info('migrate: instance %s is already migrating; repeated '
+                     'request ignored', instance_uuid)
+            return
         if dest == self.host:
             LOG.warning('migrate: %s is already on %s; ignored',
                         instance_uuid, dest)
@@ -209,9 +214,9 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
                              'repeated request ignored', instance_uuid,
                              self.host)
                     return
+                self.db.instance_update(instance_uuid, task_state='migrating')
                 self._notify(context, 'compute.instance.migrate.start',
                              payload)
-                self.db.instance_update(instance_uuid, task_state='migrating')
                 try:
                     with instance_jobs.monitor():
                         task_id = self.driver.migrate(instance_uuid, dest)

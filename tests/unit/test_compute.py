@@ -335,3 +335,36 @@ def test_late_task_events_are_dropped_not_kept():
     events.forget('t1')
     events.done('t1')   # a late duplicate after the waiter finished
     assert events._events == {}
+
+
+def test_repeated_spawn_destroy_and_migrate_are_ignored(factory, db, conf,
+                                                        ctxt):
+    """What a conductor that took over may re-send: nothing runs twice."""
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    manager = svc.manager
+    calls = []
+
+    def counted(name):
+        real = getattr(manager.driver, name)
+
+        def call(*args):
+            calls.append(name)
+            return real(*args)
+        return call
+
+    for name in ('spawn', 'destroy', 'migrate'):
+        setattr(manager.driver, name, counted(name))
+
+    manager.spawn(ctxt, instance_uuid)            # already active
+    # Already migrating (as the first request left it): the repeat is
+    # dropped before it queues behind the running migration.
+    db.instance_update(instance_uuid, task_state='migrating')
+    manager.migrate(ctxt, instance_uuid, 'h2')
+    db.instance_update(instance_uuid, task_state=None)
+    manager.destroy(ctxt, instance_uuid)
+    manager.destroy(ctxt, instance_uuid)          # already deleted
+
+    assert calls == ['destroy']
+    row = db.instance_get(instance_uuid)
+    assert (row['vm_state'], row['task_state'], row['fault']) == (
+        'deleted', None, None)
