@@ -214,7 +214,9 @@ class ConductorManager(manager.Manager):
         run_immediately=True)
     def _take_over_orphaned_work(self, context):
         """Resume work whose conductor is down, and our own that no
-        greenthread of this process runs (left by our previous life)."""
+        greenthread of this process runs (left by our previous life); drop
+        finished work older than ``[conductor] work_retention``."""
+        self.db.work_purge_finished(self.conf.conductor.work_retention)
         down_time = self.conf.service_down_time
         live = {svc['host'] for svc in self.db.service_get_all(binary=BINARY)
                 if servicegroup.is_up(svc, down_time)}

@@ -10,6 +10,9 @@ _opts = [
                       'whose conductor is down (per service_down_time); '
                       'such work is claimed and finished by this '
                       'conductor.'),
+    cfg.IntOpt('work_retention', default=7 * 24 * 3600, min=60,
+               help='Seconds finished conductor work records are kept; '
+                    'the takeover task deletes older ones.'),
 ]
 
 

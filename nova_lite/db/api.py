@@ -311,6 +311,15 @@ class API:
             return [_as_dict(row, WORK_FIELDS)
                     for row in session.scalars(query)]
 
+    def work_purge_finished(self, older_than_seconds):
+        """Delete work finished longer ago than that; returns how many."""
+        cutoff = models.utcnow() - datetime.timedelta(
+            seconds=older_than_seconds)
+        with self._session() as session, session.begin():
+            return session.execute(
+                sa.delete(models.ConductorWork)
+                .where(models.ConductorWork.finished_at < cutoff)).rowcount
+
     def work_get(self, work_id):
         with self._session() as session:
             row = session.get(models.ConductorWork, work_id)

@@ -1,6 +1,7 @@
 """The conductor: guarded instance actions and takeover of a dead
 conductor's work (fake:// transport, services in this process)."""
 
+import datetime
 import uuid
 
 import eventlet
@@ -8,6 +9,7 @@ import pytest
 
 from nova_lite.conductor import rpcapi as conductor_rpcapi
 from nova_lite import context
+from nova_lite.db import models
 from nova_lite import exception
 from nova_lite.testing import waiters
 
@@ -231,3 +233,16 @@ def test_a_build_with_no_compute_fails_and_closes_its_work(factory, conf,
     assert instance['task_state'] is None
     [work] = db.work_get_all(instance_uuid=instance_uuid)
     assert work['step'] == 'failed' and work['finished_at'] is not None
+
+
+def test_finished_work_is_purged_after_the_retention(db, monkeypatch):
+    db.instance_create('i-1', vm_state='active', host='h1')
+    old = db.work_create('i-1', 'reboot', 'casting', 'c1')
+    db.work_update(old, step='done', finished=True)
+    unfinished = db.work_create('i-1', 'destroy', 'casting', 'c1')
+    # An hour later, with a retention of one minute:
+    later = models.utcnow() + datetime.timedelta(hours=1)
+    monkeypatch.setattr(models, 'utcnow', lambda: later)
+
+    assert db.work_purge_finished(60) == 1
+    assert [w['id'] for w in db.work_get_all()] == [unfinished['id']]
