@@ -70,6 +70,17 @@ def _begin_action(session, uuid, action, task_state, allowed_vm_states):
                                  action=action)
 
 
+def _update_if_still_owned(work):
+    """An UPDATE of ``work`` that matches only while the conductor that
+    read it still owns it and it is unfinished: the compare-and-swap every
+    change of conductor work goes through."""
+    return (sa.update(models.ConductorWork)
+            .where(models.ConductorWork.id == work['id'],
+                   models.ConductorWork.conductor_host ==
+                   work['conductor_host'],
+                   models.ConductorWork.finished_at.is_(None)))
+
+
 class API:
     def __init__(self, conf):
         self.conf = conf
@@ -279,11 +290,7 @@ class API:
             values['finished_at'] = values['updated_at']
         with self._session() as session, session.begin():
             result = session.execute(
-                sa.update(models.ConductorWork)
-                .where(models.ConductorWork.id == work['id'],
-                       models.ConductorWork.conductor_host ==
-                       work['conductor_host'],
-                       models.ConductorWork.finished_at.is_(None))
+                _update_if_still_owned(work)
                 .values(**values))
             if result.rowcount != 1:
                 raise exception.WorkTakenOver(
@@ -333,11 +340,7 @@ class API:
         """
         with self._session() as session, session.begin():
             result = session.execute(
-                sa.update(models.ConductorWork)
-                .where(models.ConductorWork.id == work['id'],
-                       models.ConductorWork.conductor_host ==
-                       work['conductor_host'],
-                       models.ConductorWork.finished_at.is_(None))
+                _update_if_still_owned(work)
                 .values(conductor_host=conductor_host,
                         takeovers=models.ConductorWork.takeovers + 1,
                         updated_at=models.utcnow()))
