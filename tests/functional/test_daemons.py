@@ -215,3 +215,31 @@ def test_a_killed_conductors_build_is_finished_by_another(factory, db, conf,
         'ctl2', 1, 'done')
     assert 'Taking over build of instance %s from dead conductor ' \
         'ctl-doomed' % instance_uuid in rescuer.log_text()
+
+
+def test_conductor_refuses_a_second_action_across_processes(
+        factory, db, conf, ctxt, client_rpc):
+    # Operations of 2 s: the reboot surely still holds the instance when
+    # the destroy request arrives.
+    for daemon in (factory.start_daemon('nova-lite-conductor', 'ctl1'),
+                   factory.start_daemon('nova-lite-scheduler', 'ctl1'),
+                   factory.start_daemon('nova-lite-compute', 'slow1', extra={
+                       'fake_driver': {'operation_seconds': 2}})):
+        _wait_up(db, daemon)
+    instance_uuid = str(uuid.uuid4())
+    client = conductor_rpcapi.ConductorRPCAPI(conf)
+    client.build_instance(ctxt, instance_uuid)
+    waiters.wait_for(lambda: db.instance_get(instance_uuid)['vm_state'] ==
+                     'active', timeout=20, what='instance to become active')
+
+    accepted = client.reboot_instance(ctxt, instance_uuid)
+    with pytest.raises(exception.InstanceActionInProgress) as refused:
+        client.destroy_instance(ctxt, instance_uuid)
+
+    assert accepted['action'] == 'reboot'
+    assert 'already' in str(refused.value)
+    waiters.wait_for(lambda: db.instance_get(instance_uuid)['task_state']
+                     is None, timeout=20, what='the reboot to finish')
+    assert client.destroy_instance(ctxt, instance_uuid)['action'] == 'destroy'
+    waiters.wait_for(lambda: db.instance_get(instance_uuid)['vm_state'] ==
+                     'deleted', timeout=20, what='the destroy')
