@@ -102,6 +102,19 @@ class API:
     def _session(self):
         return orm.Session(self.engine, expire_on_commit=False)
 
+    def _rows(self, query, fields):
+        """Run a SELECT of whole rows; the rows as dicts of ``fields``."""
+        with self._session() as session:
+            return [_as_dict(row, fields) for row in session.scalars(query)]
+
+    def _delete_older_than(self, column, seconds):
+        """Delete the rows whose ``column`` is over ``seconds`` old; how
+        many."""
+        cutoff = models.utcnow() - datetime.timedelta(seconds=seconds)
+        with self._session() as session, session.begin():
+            return session.execute(
+                sa.delete(column.class_).where(column < cutoff)).rowcount
+
     def connect(self):
         """Check the database answers, retrying per ``[database]`` options.
 
@@ -170,9 +183,7 @@ class API:
             query = query.filter_by(binary=binary)
         if topic:
             query = query.filter_by(topic=topic)
-        with self._session() as session:
-            return [_as_dict(row, SERVICE_FIELDS)
-                    for row in session.scalars(query)]
+        return self._rows(query, SERVICE_FIELDS)
 
     def service_get(self, host, binary):
         with self._session() as session:
@@ -230,9 +241,7 @@ class API:
         query = sa.select(models.Instance).order_by(models.Instance.created_at)
         if host:
             query = query.filter_by(host=host)
-        with self._session() as session:
-            return [_as_dict(row, INSTANCE_FIELDS)
-                    for row in session.scalars(query)]
+        return self._rows(query, INSTANCE_FIELDS)
 
     def instance_count_by_host(self):
         query = (sa.select(models.Instance.host, sa.func.count())
@@ -314,18 +323,12 @@ class API:
             query = query.filter_by(conductor_host=conductor_host)
         if instance_uuid:
             query = query.filter_by(instance_uuid=instance_uuid)
-        with self._session() as session:
-            return [_as_dict(row, WORK_FIELDS)
-                    for row in session.scalars(query)]
+        return self._rows(query, WORK_FIELDS)
 
     def work_purge_finished(self, older_than_seconds):
         """Delete work finished longer ago than that; returns how many."""
-        cutoff = models.utcnow() - datetime.timedelta(
-            seconds=older_than_seconds)
-        with self._session() as session, session.begin():
-            return session.execute(
-                sa.delete(models.ConductorWork)
-                .where(models.ConductorWork.finished_at < cutoff)).rowcount
+        return self._delete_older_than(models.ConductorWork.finished_at,
+                                       older_than_seconds)
 
     def work_get(self, work_id):
         with self._session() as session:
@@ -370,16 +373,9 @@ class API:
         query = (sa.select(models.InflightSample)
                  .where(models.InflightSample.created_at >= cutoff)
                  .order_by(models.InflightSample.id))
-        with self._session() as session:
-            return [_as_dict(row, ('created_at',) + SAMPLE_FIELDS)
-                    for row in session.scalars(query)]
+        return self._rows(query, ('created_at',) + SAMPLE_FIELDS)
 
     def inflight_samples_purge(self, older_than_seconds):
         """Delete samples older than the retention; returns how many."""
-        cutoff = models.utcnow() - datetime.timedelta(
-            seconds=older_than_seconds)
-        with self._session() as session, session.begin():
-            result = session.execute(
-                sa.delete(models.InflightSample)
-                .where(models.InflightSample.created_at < cutoff))
-            return result.rowcount
+        return self._delete_older_than(models.InflightSample.created_at,
+                                       older_than_seconds)
