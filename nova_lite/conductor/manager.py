@@ -47,6 +47,10 @@ GUARDED_ACTIONS = {
 }
 BUILD_TASK_STATE = 'scheduling'
 
+# Seconds between purges of finished work records (at most; a shorter
+# retention purges as often as it is long).
+PURGE_INTERVAL = 600
+
 _SCHEDULING_ERRORS = (exception.NoValidHost, messaging.MessagingTimeout)
 
 
@@ -214,13 +218,14 @@ class ConductorManager(manager.Manager):
         run_immediately=True)
     def _take_over_orphaned_work(self, context):
         """Resume work whose conductor is down, and our own that no
-        greenthread of this process runs (left by our previous life); drop
-        finished work older than ``[conductor] work_retention``."""
-        self.db.work_purge_finished(self.conf.conductor.work_retention)
+        greenthread of this process runs (left by our previous life)."""
+        unfinished = self.db.work_get_all(unfinished=True)
+        if not unfinished:
+            return
         down_time = self.conf.service_down_time
         live = {svc['host'] for svc in self.db.service_get_all(binary=BINARY)
                 if servicegroup.is_up(svc, down_time)}
-        for work in self.db.work_get_all(unfinished=True):
+        for work in unfinished:
             owner = work['conductor_host']
             if owner == self.host:
                 if work['id'] not in self._orphans:
@@ -242,3 +247,10 @@ class ConductorManager(manager.Manager):
                 self._run(context, claimed, resumed=True)
             except Exception:  # noqa: BLE001 - logged; on to the next one
                 pass
+
+    @periodic.periodic_task(
+        spacing=lambda conf: min(PURGE_INTERVAL,
+                                 conf.conductor.work_retention))
+    def _purge_finished_work(self, context):
+        """Drop finished work older than ``[conductor] work_retention``."""
+        self.db.work_purge_finished(self.conf.conductor.work_retention)
