@@ -278,12 +278,6 @@ class _PoolWarnings(logging.Handler):
             self.count += 1
 
 
-def _percentile(values, pct):
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, int(round(pct / 100.0 * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def _broker_cpu():
     """RabbitMQ's CPU seconds so far, when it runs on this machine."""
     pid = procstat.find_pid('beam.smp')
@@ -293,6 +287,8 @@ def _broker_cpu():
 def measure(client, calls, warmup, concurrency, conc_calls, casts,
             server_pid):
     import eventlet
+
+    from nova_lite.inflight import stats
 
     for _ in range(warmup):
         client.call()
@@ -305,7 +301,7 @@ def measure(client, calls, warmup, concurrency, conc_calls, casts,
         client.call()
         latencies.append((time.perf_counter() - start) * 1000.0)
     result = {'p50': statistics.median(latencies),
-              'p99': _percentile(latencies, 99), 'max': max(latencies),
+              'p99': stats.percentile(latencies, 99), 'max': max(latencies),
               'cpu': (procstat.cpu_seconds(server_pid) - cpu_before) / calls * 1e6,
               'ccpu': (time.process_time() - client_before) / calls * 1e6}
     if client.concurrent_call is not None:

@@ -61,14 +61,11 @@ def exit_on_error(prog):
     """
     try:
         yield
-    except exception.ConfigError as exc:
-        LOG.error('%s', exc)
-        print('%s: error: %s' % (prog, exc), file=sys.stderr)
-        sys.exit(config.EXIT_USAGE)
     except exception.NovaLiteException as exc:
         LOG.error('%s', exc)
         print('%s: error: %s' % (prog, exc), file=sys.stderr)
-        sys.exit(1)
+        sys.exit(config.EXIT_USAGE
+                 if isinstance(exc, exception.ConfigError) else 1)
 
 
 def serve(services):
