@@ -64,27 +64,23 @@ class BlockJobsMixin:
                           'disk': event['disk'], 'job_type': event['kind'],
                           'host': self.host})
 
-    def _query(self, instance_uuid, func, *args):
-        instance_jobs = self.jobs[instance_uuid]
-        with instance_jobs.job(jobs.QUERY):
-            with instance_jobs.monitor():
-                return func(instance_uuid, *args)
+    def _block_job_info(self, instance_uuid, disk):
+        return self.jobs[instance_uuid].run(
+            jobs.QUERY, self.driver.block_job_info, instance_uuid, disk)
 
     @messaging.expected_exceptions(*CALLER_ERRORS)
     def block_job_start(self, context, instance_uuid, disk, kind):
         """Call: start a ``kind`` (copy, commit, pull) job on ``disk``."""
         self._get_own_instance(instance_uuid)
-        instance_jobs = self.jobs[instance_uuid]
-        with instance_jobs.job(jobs.MODIFY):
-            with instance_jobs.monitor():
-                self.driver.block_job_start(instance_uuid, disk, kind)
-        return self._query(instance_uuid, self.driver.block_job_info, disk)
+        self.jobs[instance_uuid].run(jobs.MODIFY, self.driver.block_job_start,
+                                     instance_uuid, disk, kind)
+        return self._block_job_info(instance_uuid, disk)
 
     @messaging.expected_exceptions(*CALLER_ERRORS)
     def block_job_info(self, context, instance_uuid, disk):
         """Call: the job's progress on ``disk``, or None without a job."""
         self._get_own_instance(instance_uuid)
-        return self._query(instance_uuid, self.driver.block_job_info, disk)
+        return self._block_job_info(instance_uuid, disk)
 
     @messaging.expected_exceptions(*CALLER_ERRORS)
     def block_job_abort(self, context, instance_uuid, disk, flags=0):
@@ -95,11 +91,9 @@ class BlockJobsMixin:
         # Listen before asking, so a quick end is not missed.
         ended = self._block_job_ends.setdefault(key, utils.Event())
         try:
-            instance_jobs = self.jobs[instance_uuid]
-            with instance_jobs.job(jobs.MODIFY):
-                with instance_jobs.monitor():
-                    self.driver.block_job_abort(instance_uuid, disk,
-                                                pivot=bool(flags & PIVOT))
+            self.jobs[instance_uuid].run(
+                jobs.MODIFY, self.driver.block_job_abort, instance_uuid,
+                disk, pivot=bool(flags & PIVOT))
             if flags & ABORT_ASYNC:
                 return {'ended': False}
             self._wait_block_job_gone(instance_uuid, disk, ended)
@@ -120,6 +114,5 @@ class BlockJobsMixin:
                               self.conf.compute.task_poll_interval)):
                 return
             # Fallback: the event may be lost, or the driver has none.
-            if self._query(instance_uuid, self.driver.block_job_info,
-                           disk) is None:
+            if self._block_job_info(instance_uuid, disk) is None:
                 return

@@ -238,10 +238,8 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
 
     def adopt_migrated(self, context, instance_uuid, power_state):
         """Cast (to the destination): take over a migrated instance."""
-        instance_jobs = self.jobs[instance_uuid]
-        with instance_jobs.job(jobs.MODIFY):
-            with instance_jobs.monitor():
-                self.driver.adopt(instance_uuid, power_state)
+        self.jobs[instance_uuid].run(jobs.MODIFY, self.driver.adopt,
+                                     instance_uuid, power_state)
 
     # -- RPC API: calls ------------------------------------------------
 

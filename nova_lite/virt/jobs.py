@@ -191,6 +191,13 @@ class InstanceJobs:
         with self._monitor:
             yield
 
+    def run(self, job_type, func, *args, **kwargs):
+        """``func(*args, **kwargs)``, one driver command, as a regular job
+        of ``job_type`` and under the monitor."""
+        with self.job(job_type):
+            with self.monitor():
+                return func(*args, **kwargs)
+
 
 class JobControl:
     """``InstanceJobs`` by instance uuid, created on first use."""
