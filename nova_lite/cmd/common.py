@@ -14,18 +14,27 @@ from nova_lite import service
 LOG = logging.getLogger(__name__)
 
 
-def positive(kind=float):
-    """An argparse type: a number of ``kind`` greater than zero."""
+def _number(kind, accept, requirement):
     def convert(value):
         try:
             number = kind(value)
         except ValueError:
             raise argparse.ArgumentTypeError('not a number: %r' % value)
-        if not number > 0:
-            raise argparse.ArgumentTypeError('must be positive, got %s' %
-                                             value)
+        if not accept(number):
+            raise argparse.ArgumentTypeError('must be %s, got %s' % (
+                requirement, value))
         return number
     return convert
+
+
+def positive(kind=float):
+    """An argparse type: a number of ``kind`` greater than zero."""
+    return _number(kind, lambda number: number > 0, 'positive')
+
+
+def non_negative(kind=float):
+    """An argparse type: a number of ``kind``, zero or more."""
+    return _number(kind, lambda number: number >= 0, '>= 0')
 
 
 def add_config_file_arg(parser):

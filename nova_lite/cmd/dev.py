@@ -33,18 +33,11 @@ from nova_lite import utils
 PROG = 'nova-lite-dev'
 
 
-def _positive(value):
-    number = float(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError('must be >= 0, got %s' % value)
-    return number
-
-
 def build_parser():
     parser = argparse.ArgumentParser(
         prog=PROG, description='Run a local nova_lite deployment: conductor, '
         'scheduler, inflight and N computes as separate daemons.')
-    parser.add_argument('--duration', type=_positive, default=0,
+    parser.add_argument('--duration', type=common.non_negative(), default=0,
                         help='Seconds to run, then stop everything (default '
                              '0: until Ctrl-C).')
     parser.add_argument('--computes', type=int, default=2,
