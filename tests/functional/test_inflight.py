@@ -115,9 +115,11 @@ def test_killed_service_times_out_and_rounds_go_on(probed, conf, conf_fixture,
     probed['cpu2'].wait(timeout=10)
     summary = _probe_now(conf, probed)
     assert summary['timeouts'] == 1 and summary['answered'] == 2
-    # The loop goes on: the next round runs and still answers the rest.
+    # The loop goes on: a later round runs and still answers the rest.  (The
+    # daemon's own start-up round may land between our two, so "later", not
+    # "next": a CI run saw rounds 1 and 3.)
     again = _probe_now(conf, probed)
-    assert again['round'] == summary['round'] + 1
+    assert again['round'] > summary['round']
     assert again['answered'] == 2
     _statsd_lines(statsd_socket, lambda lines: any(
         line == 'nl.inflight.compute.cpu2.timeout:1|c' for line in lines))
