@@ -91,14 +91,14 @@ def _error(measured, expected):
 def hub_block(bench, ctxt, base, busy, rounds):
     """Rows (scenario, expected ms, measured ms, error) per repetition."""
     from nova_lite.inflight import probe
-    from nova_lite import utils
+    from nova_lite import concurrency
 
     rows = []
     for i in range(rounds):
         # (a) A probe sent while the hub is blocked waits in to_service.
         offset = 0.03 + 0.02 * (i % 5)
-        blocker = utils.spawn(busy.block_hub, ctxt, BUSY_HOST, 300)
-        utils.sleep(offset)
+        blocker = concurrency.spawn(busy.block_hub, ctxt, BUSY_HOST, 300)
+        concurrency.sleep(offset)
         sample = probe.probe(base, ctxt, 'compute', host=BUSY_HOST, sleep=0,
                              timeout=5)
         block = blocker.wait()
@@ -106,9 +106,9 @@ def hub_block(bench, ctxt, base, busy, rounds):
         measured = (sample.to_service or 0) + sample.greenthread_overhead
         rows.append(('to_service', expected, sample.to_service, measured))
         # (b) A block during the probe's sleep shows in the overhead.
-        prober = utils.spawn(probe.probe, base, ctxt, 'compute',
+        prober = concurrency.spawn(probe.probe, base, ctxt, 'compute',
                              host=BUSY_HOST, sleep=0.2, timeout=5)
-        utils.sleep(0.1)
+        concurrency.sleep(0.1)
         block = busy.block_hub(ctxt, BUSY_HOST, 300)
         sample = prober.wait()
         wake_due = sample.sent_at + (sample.to_service or 0) / 1000.0 + 0.2
@@ -116,7 +116,7 @@ def hub_block(bench, ctxt, base, busy, rounds):
         rows.append(('greenthread_overhead', expected,
                      sample.greenthread_overhead,
                      sample.greenthread_overhead))
-        utils.sleep(0.1)
+        concurrency.sleep(0.1)
     return rows
 
 
@@ -141,14 +141,14 @@ def backlog(bench, ctxt, base, busy, rounds, casts, cast_ms):
 def probe_cost(bench, ctxt, base, daemon, probes, interval):
     """CPU seconds one probe costs the probed service."""
     from nova_lite.inflight import probe
-    from nova_lite import utils
+    from nova_lite import concurrency
 
     idle_start, idle_cpu = time.monotonic(), procstat.cpu_seconds(daemon.pid)
-    utils.sleep(5)
+    concurrency.sleep(5)
     idle_rate = (procstat.cpu_seconds(daemon.pid) - idle_cpu) / (
         time.monotonic() - idle_start)
     start, cpu = time.monotonic(), procstat.cpu_seconds(daemon.pid)
-    samples = utils.map_concurrently(
+    samples = concurrency.map_concurrently(
         lambda _: probe.probe(base, ctxt, 'compute', host=BUSY_HOST,
                               sleep=1.0, timeout=10),
         range(probes), 50)

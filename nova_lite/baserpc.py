@@ -12,7 +12,7 @@ import oslo_messaging as messaging
 from nova_lite.conf import inflight as inflight_conf
 from nova_lite import exception
 from nova_lite import rpc
-from nova_lite import utils
+from nova_lite import concurrency
 
 NAMESPACE = 'baseapi'
 
@@ -20,7 +20,7 @@ NAMESPACE = 'baseapi'
 class BaseAPI:
     """Server side of the base RPC API (an endpoint of every service)."""
 
-    target = messaging.Target(namespace=NAMESPACE, version='1.1')
+    target = messaging.Target(namespace=NAMESPACE, version='1.2')
 
     def __init__(self, host, binary, version):
         self.host = host
@@ -34,27 +34,32 @@ class BaseAPI:
 
     @messaging.expected_exceptions(exception.InvalidInput)
     def inflight(self, context, sent_at=None, sleep=None):
-        """Stamp arrival, sleep ``sleep`` s in a greenthread, stamp reply.
+        """Stamp arrival, sleep ``sleep`` s in a new thread, stamp reply.
 
-        How late that greenthread wakes up is this service's greenthread
-        (hub) overhead.  ``sent_at`` is the caller's wall clock, echoed so
-        a reply can be matched to its probe.
+        The thread is a greenthread under eventlet and a native thread under
+        threading; how late it wakes up is this service's greenthread
+        overhead (a busy or blocked hub; GIL contention or CPU starvation).
+        ``sent_at`` is the caller's wall clock, echoed so a reply can be
+        matched to its probe.  The reply counts live greenthreads (or
+        threads) and the RPC executor's busy workers (this call is one).
         """
         received_at = time.time()
         _check_number('sent_at', sent_at, minimum=0.0)
         _check_number('sleep', sleep, minimum=0.0,
                       maximum=inflight_conf.MAX_SLEEP_SECONDS)
-        sleep_actual = utils.spawn(_timed_sleep, sleep).wait()
+        sleep_actual = concurrency.spawn(_timed_sleep, sleep).wait()
         return {'sent_at': sent_at, 'received_at': received_at,
                 'sleep_requested': sleep, 'sleep_actual': sleep_actual,
-                'greenthreads': utils.live_greenthreads(),
+                'greenthreads': concurrency.live_threads(),
+                'workers': rpc.busy_workers(),
+                'backend': concurrency.BACKEND,
                 'host': self.host, 'binary': self.binary,
                 'version': self.version, 'replied_at': time.time()}
 
 
 def _timed_sleep(seconds):
     start = time.monotonic()
-    utils.sleep(seconds)
+    concurrency.sleep(seconds)
     return time.monotonic() - start
 
 
@@ -77,6 +82,8 @@ class BaseRPCAPI(rpc.RPCAPIBase):
 
     1.0 - Initial version: ping(arg).
     1.1 - Add inflight(sent_at, sleep).
+    1.2 - inflight replies also carry workers and backend (same call: a
+          1.1 caller gets them too and may ignore them).
     """
 
     NAMESPACE = NAMESPACE

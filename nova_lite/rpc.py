@@ -2,17 +2,22 @@
 
 ``init(conf)`` builds one RPC transport and one notification transport per
 process, as Nova does; rpcapi classes then get clients from here.  Servers
-use the eventlet executor and ``DefaultRPCAccessPolicy`` (methods starting
-with ``_`` are never callable remotely).
+use the executor of the concurrency backend (eventlet or threading) and
+``DefaultRPCAccessPolicy`` (methods starting with ``_`` are never callable
+remotely), and count their busy workers.
 """
 
 import re
+import threading
+import weakref
 
 import oslo_messaging as messaging
 from oslo_log import log as logging
 from oslo_messaging.rpc import dispatcher
+from oslo_messaging.rpc import server as rpc_server
 from oslo_serialization import jsonutils
 
+from nova_lite import concurrency
 from nova_lite import context as nova_context
 from nova_lite import exception
 from nova_lite import utils
@@ -110,11 +115,53 @@ def get_client(target, version_cap=None, timeout=None):
         serializer=RequestContextSerializer(JsonPayloadSerializer()))
 
 
+class _BusyCount:
+    """How many messages this process's RPC servers are handling now."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self, delta):
+        with self._lock:
+            self.value += delta
+
+
+BUSY_WORKERS = _BusyCount()
+
+
+class CountingRPCServer(rpc_server.RPCServer):
+    """An RPC server whose executor workers are counted while busy."""
+
+    def _process_incoming(self, incoming):
+        BUSY_WORKERS.add(1)
+        try:
+            return super()._process_incoming(incoming)
+        finally:
+            BUSY_WORKERS.add(-1)
+
+
+def busy_workers():
+    """RPC executor workers handling a message now, in this process."""
+    return BUSY_WORKERS.value
+
+
+class RPCAccessPolicy(dispatcher.DefaultRPCAccessPolicy):
+    """Only the documented API: no ``_`` methods, and none of the public
+    plumbing an endpoint lists in ``RPC_PRIVATE`` (periodic task runners,
+    start-up hooks)."""
+
+    def is_allowed(self, endpoint, method):
+        return (super().is_allowed(endpoint, method) and
+                method not in getattr(endpoint, 'RPC_PRIVATE', ()))
+
+
 def get_server(target, endpoints):
     return messaging.get_rpc_server(
-        _transport(), target, endpoints, executor='eventlet',
+        _transport(), target, endpoints, executor=concurrency.RPC_EXECUTOR,
         serializer=RequestContextSerializer(JsonPayloadSerializer()),
-        access_policy=dispatcher.DefaultRPCAccessPolicy)
+        access_policy=RPCAccessPolicy,
+        server_cls=CountingRPCServer)
 
 
 def get_notifier(publisher_id):
@@ -149,6 +196,16 @@ def resolve_version_cap(conf, topic, min_service_version):
     return value
 
 
+# Every rpcapi object of this process, so SIGHUP can re-resolve their caps.
+_RPCAPIS = weakref.WeakSet()
+
+
+def refresh_version_caps():
+    """Re-resolve the version cap of every rpcapi object (after SIGHUP)."""
+    for rpcapi in list(_RPCAPIS):
+        rpcapi.refresh_version_cap()
+
+
 class RPCAPIBase:
     """What every role's rpcapi shares: target, version cap, client.
 
@@ -165,13 +222,33 @@ class RPCAPIBase:
     def __init__(self, conf, db=None, timeout=None, topic=None):
         self.conf = conf
         self._db = db
+        self._timeout = timeout
         if topic is not None:
             self.TOPIC = topic
+        self.refresh_version_cap()
+        _RPCAPIS.add(self)
+
+    def refresh_version_cap(self):
+        """Resolve ``[upgrade_levels]`` again (SIGHUP) and rebuild the client.
+
+        An ``auto`` cap with no live service behind it is not kept: it is
+        resolved again on the next use, as Nova does, so the first service
+        to come up sets it.
+        """
         self.version_cap = self._version_cap()
+        self._cap_unresolved = (
+            getattr(self.conf.upgrade_levels, self.TOPIC, None) == 'auto'
+            and self.version_cap is None)
         target = messaging.Target(topic=self.TOPIC, namespace=self.NAMESPACE,
                                   version='1.0')
-        self.client = get_client(target, version_cap=self.version_cap,
-                                 timeout=timeout)
+        self._client = get_client(target, version_cap=self.version_cap,
+                                  timeout=self._timeout)
+
+    @property
+    def client(self):
+        if self._cap_unresolved:
+            self.refresh_version_cap()
+        return self._client
 
     def _version_cap(self):
         return resolve_version_cap(self.conf, self.TOPIC,
@@ -192,8 +269,9 @@ class RPCAPIBase:
 
     def _require(self, method, version, **prepare_kwargs):
         """A prepared client at ``version``, or ``VersionCapTooLow``."""
-        if not self.client.can_send_version(version):
+        client = self.client
+        if not client.can_send_version(version):
             raise exception.VersionCapTooLow(method=method, topic=self.TOPIC,
                                              needed=version,
                                              cap=self.version_cap)
-        return self.client.prepare(version=version, **prepare_kwargs)
+        return client.prepare(version=version, **prepare_kwargs)

@@ -5,19 +5,35 @@
 
 A service listens on ``topic``, ``topic.host`` and the topic's fanout, and
 serves both its manager and the ``baseapi`` namespace.  Its heartbeat runs in
-a greenthread of its own, so periodic tasks and slow RPC handlers never delay
-it, and an exception in it is logged and never ends the loop.
+a thread of its own (green or native, per the backend), so periodic tasks
+and slow RPC handlers never delay it, and an exception in it is logged and
+never ends the loop.  Every DB call goes through ``db.api``, which keeps it
+off the hub.
+
+Lifecycle (``serve``): SIGTERM or SIGINT stops consuming, gives handlers and
+loops what is left of ``graceful_shutdown_timeout``, and the process exits
+within that timeout even when one of them is stuck.  SIGHUP reloads the
+mutable options of the config files (the log level, ``[upgrade_levels]``,
+whose caps are then resolved again) and calls each manager's ``reset``.
+
+Why not oslo.service's launcher: its threading backend runs a service in a
+child process (cotyledon) and, without the fork, handles neither SIGHUP nor
+a graceful SIGINT; one small loop here behaves the same on both backends.
+Periodic tasks are oslo.service's (``nova_lite.manager``).
 """
 
 import gc
 import importlib
+import os
 import random
 import signal
+import time
 
 import oslo_messaging as messaging
 from oslo_log import log as logging
 
 from nova_lite import baserpc
+from nova_lite import concurrency
 from nova_lite import context as nova_context
 from nova_lite.db import api as db_api
 from nova_lite import exception
@@ -66,7 +82,7 @@ class Service:
                                    binary=binary)
         self.service_id = None
         self.rpcserver = None
-        self._stopping = utils.Event()
+        self._stopping = concurrency.Event()
         self._threads = []
 
     def __repr__(self):
@@ -96,11 +112,11 @@ class Service:
         row = self.db.service_register(self.host, self.binary, self.topic,
                                        self.version)
         self.service_id = row['id']
-        self._threads = [utils.spawn(self._heartbeat_loop),
-                         utils.spawn(self._periodic_loop)]
+        self._threads = [concurrency.spawn(self._heartbeat_loop),
+                         concurrency.spawn(self._periodic_loop)]
         self.manager.post_start_hook()
-        LOG.info('Started %s version %s on topic %s', self.binary,
-                 self.version, self.topic)
+        LOG.info('Started %s version %s on topic %s (%s backend)',
+                 self.binary, self.version, self.topic, concurrency.BACKEND)
 
     def report_state(self):
         """Write one heartbeat row update."""
@@ -121,43 +137,83 @@ class Service:
         while not self._stopping.wait(delay):
             # A fresh request_id per pass, so each pass's RPC and log lines
             # can be told apart.
-            idle = self.manager.run_periodic_tasks(
+            delay = self.manager.run_periodic_tasks(
                 nova_context.get_admin_context())
-            delay = self.conf.periodic_interval if idle is None else idle
+
+    def reset(self):
+        """After SIGHUP: let the manager pick up reloaded options."""
+        self.manager.reset()
 
     def stop(self, graceful_timeout=None):
-        """Stop consuming, let handlers finish (bounded), stop the loops."""
+        """Stop consuming, then give handlers and loops at most
+        ``graceful_timeout`` seconds in all; returns whether all ended."""
         if graceful_timeout is None:
             graceful_timeout = self.conf.graceful_shutdown_timeout
+        deadline = time.monotonic() + graceful_timeout
         self._stopping.set()
+        waiting = list(self._threads)
         if self.rpcserver is not None:
             self.rpcserver.stop()
-            waiter = utils.spawn(self.rpcserver.wait)
-            with utils.timeout(graceful_timeout, raise_error=False):
-                waiter.wait()
-            if not waiter.dead:
-                LOG.warning('%s: RPC handlers still running after %ss; '
-                            'exiting anyway', self.binary, graceful_timeout)
-                waiter.kill()
-        for thread in self._threads:
-            thread.wait()
+            waiting.insert(0, concurrency.spawn(self.rpcserver.wait))
+        stuck = [thread for thread in waiting
+                 if not thread.join(max(0.0, deadline - time.monotonic()))]
+        if stuck:
+            LOG.warning('%s: %d RPC handler or periodic thread(s) still '
+                        'running after %ss; exiting anyway', self.binary,
+                        len(stuck), graceful_timeout)
+            for thread in stuck:
+                thread.kill()
         self.manager.cleanup_host()
         LOG.info('Stopped %s', self.binary)
+        return not stuck
+
+
+# Seconds kept back from graceful_shutdown_timeout for what follows the
+# services' own stop (closing the transports) before the watchdog fires.
+_EXIT_MARGIN = 1.0
+
+
+def _arm_exit_watchdog(timeout):
+    """Exit the process ``timeout`` seconds from now, whatever is stuck.
+
+    A native timer, so that neither a blocked hub nor a busy thread can
+    hold the process past its graceful shutdown timeout.
+    """
+    def _expired():
+        LOG.error('Graceful shutdown did not finish within %ss; exiting',
+                  timeout)
+        os._exit(1)
+    return concurrency.native_timer(timeout, _expired)
+
+
+def _reload(conf, services):
+    """SIGHUP: reload mutable options, re-resolve version caps."""
+    LOG.info('Caught SIGHUP: reloading mutable options of %s',
+             ', '.join(conf.config_file) or 'no config file')
+    try:
+        conf.mutate_config_files()
+        rpc.refresh_version_caps()
+        for svc in services:
+            svc.reset()
+    except Exception:  # noqa: BLE001 - a bad reload never stops a service
+        LOG.exception('Reload after SIGHUP failed; running on')
 
 
 def serve(services):
     """Start ``services`` and run until SIGTERM or SIGINT; then stop them.
 
-    Start-up runs in its own greenthread so that a signal always wins, even
+    Start-up runs in its own thread so that a signal always wins, even
     while oslo.messaging is still retrying an unreachable broker.
     """
-    stop = utils.Event()
+    conf = services[0].conf
+    wake = concurrency.Event()
+    requests = []
     started = []
     errors = []
 
-    def _request_stop(signum, _frame):
-        LOG.info('Caught %s, stopping', signal.Signals(signum).name)
-        stop.set()
+    def _on_signal(signum, _frame):
+        requests.append(signum)
+        wake.set()
 
     def _start_all():
         try:
@@ -167,7 +223,8 @@ def serve(services):
                 svc.start()
         except Exception as exc:
             errors.append(exc)
-            stop.set()
+            requests.append(None)
+            wake.set()
             return
         # Objects made during start-up live as long as the process; moving
         # them out of the collector's view removes most GC pauses from RPC
@@ -175,13 +232,33 @@ def serve(services):
         gc.collect()
         gc.freeze()
 
-    signal.signal(signal.SIGTERM, _request_stop)
-    signal.signal(signal.SIGINT, _request_stop)
-    starter = utils.spawn(_start_all)
-    stop.wait()
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _on_signal)
+    starter = concurrency.spawn(_start_all)
+    while True:
+        # A bounded wait: the threading backend runs signal handlers on the
+        # main thread between waits.
+        wake.wait(1.0)
+        while requests and requests[0] == signal.SIGHUP:
+            requests.pop(0)
+            _reload(conf, started)
+        if requests:
+            break
+        wake = concurrency.Event()
+        if requests:
+            break
+    signum = requests[0]
+    if signum is not None:
+        LOG.info('Caught %s, stopping', signal.Signals(signum).name)
+    timeout = conf.graceful_shutdown_timeout
+    if timeout:
+        _arm_exit_watchdog(timeout)
     starter.kill()
+    budget = max(0.0, timeout - _EXIT_MARGIN)
     # Each stop mostly waits on the broker; overlap them.
-    for stopper in [utils.spawn(svc.stop) for svc in reversed(started)]:
+    stoppers = [concurrency.spawn(svc.stop, budget)
+                for svc in reversed(started)]
+    for stopper in stoppers:
         stopper.wait()
     if errors:
         raise errors[0]

@@ -8,6 +8,7 @@ from oslo_log import log as logging
 
 from nova_lite import config
 from nova_lite import exception
+from nova_lite import monkey_patch
 from nova_lite import rpc
 from nova_lite import service
 
@@ -56,10 +57,11 @@ def setup(prog, argv=None):
     argv = sys.argv[1:] if argv is None else argv
     conf = config.parse_args_or_exit(argv, prog)
     config.setup_logging(conf)
+    LOG.info('Concurrency backend %s (from %s)', monkey_patch.BACKEND,
+             monkey_patch.SOURCE)
     with exit_on_error(prog):
         rpc.init(conf)
     return conf
-
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ different ``host`` values, prints ``service list``, and runs until Ctrl-C or
 ``--duration``.  On the way out it stops every daemon it started.
 """
 
+from nova_lite import concurrency
 from nova_lite import monkey_patch  # noqa: F401  (must be first)
 
 import argparse
@@ -199,7 +200,7 @@ def _run_until(duration):
     deadline = time.monotonic() + duration if duration else None
     try:
         while deadline is None or time.monotonic() < deadline:
-            utils.sleep(0.5 if deadline is None
+            concurrency.sleep(0.5 if deadline is None
                         else min(0.5, max(0.0, deadline - time.monotonic())))
     except KeyboardInterrupt:
         print('\ninterrupted; reporting, then stopping every daemon')

@@ -28,7 +28,7 @@ from nova_lite.inflight import probe
 from nova_lite.inflight import stats
 from nova_lite import rpc
 from nova_lite import service
-from nova_lite import utils
+from nova_lite import concurrency
 
 PROG = 'nova-lite-ping'
 EXIT_OK, EXIT_LOST = 0, 1
@@ -69,7 +69,9 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog=PROG, description='Probe a nova_lite service and split each '
         'round trip into to_service (queue and wire), in_service, '
-        'greenthread_overhead (how late a greenthread sleep wakes up) and '
+        'greenthread_overhead (how late the service\'s sleep in a new '
+        'greenthread, or native thread under the threading backend, wakes '
+        'up) and '
         'from_service, in ms. Exit 0 if every probe was answered, 1 if '
         'some were lost, 2 for bad usage.')
     parser.add_argument('target', metavar='TOPIC[@HOST]',
@@ -85,7 +87,7 @@ def build_parser():
                         help='Seconds to wait for each reply (default '
                              '[inflight] ping_timeout).')
     parser.add_argument('--sleep', type=_sleep_seconds,
-                        help='Seconds the service sleeps in a greenthread '
+                        help='Seconds the service sleeps in a new thread '
                              '(default [inflight] sleep_seconds).')
     parser.add_argument('--json', action='store_true',
                         help='One JSON object per reply, then a summary '
@@ -122,10 +124,12 @@ def format_reply(seq, sample):
         skew = ''
     return ('reply from %s (%s %s): seq=%d to_service=%s in_service=%.2f ms '
             'greenthread_overhead=%.2f ms from_service=%s total=%.2f ms '
-            'greenthreads=%d%s' % (
+            'greenthreads=%d workers=%s backend=%s%s' % (
                 sample.host, sample.binary, sample.version, seq, to_service,
                 sample.in_service, sample.greenthread_overhead, from_service,
-                sample.total, sample.greenthreads, skew))
+                sample.total, sample.greenthreads,
+                '-' if sample.workers is None else sample.workers,
+                sample.backend or '-', skew))
 
 
 def summarize(samples):
@@ -179,7 +183,7 @@ def run(conf, args, topic, host):
             else:
                 print(format_reply(seq, sample), flush=True)
             if args.count is None or seq < args.count:
-                utils.sleep(max(0.0, args.interval -
+                concurrency.sleep(max(0.0, args.interval -
                                 (time.monotonic() - started)))
     except KeyboardInterrupt:
         pass

@@ -21,7 +21,7 @@ import time
 import oslo_messaging as messaging
 
 from nova_lite import exception
-from nova_lite import utils
+from nova_lite import concurrency
 from nova_lite.virt import jobs
 
 ABORT_ASYNC = 1
@@ -89,7 +89,7 @@ class BlockJobsMixin:
         self._get_own_instance(instance_uuid)
         key = (instance_uuid, disk)
         # Listen before asking, so a quick end is not missed.
-        ended = self._block_job_ends.setdefault(key, utils.Event())
+        ended = self._block_job_ends.setdefault(key, concurrency.Event())
         try:
             self.jobs[instance_uuid].run(
                 jobs.MODIFY, self.driver.block_job_abort, instance_uuid,

@@ -16,7 +16,7 @@ from nova_lite import context as nova_context
 from nova_lite import exception
 from nova_lite import manager
 from nova_lite import rpc
-from nova_lite import utils
+from nova_lite import concurrency
 from nova_lite import virt
 from nova_lite.virt import jobs
 from nova_lite.virt import tasks
@@ -49,7 +49,7 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
         self.driver = virt.load_driver(self.conf, self.host)
         if self.driver.emits_events:
             # Driver threads hand events to one greenthread.
-            self._event_queue = utils.ThreadToGreenQueue(self._handle_event)
+            self._event_queue = concurrency.HubQueue(self._handle_event)
             self.driver.register_event_callback(self._event_queue.put)
 
     def cleanup_host(self):

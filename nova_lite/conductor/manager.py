@@ -30,7 +30,6 @@ from oslo_log import log as logging
 from nova_lite.compute import rpcapi as compute_rpcapi
 from nova_lite import exception
 from nova_lite import manager
-from nova_lite import periodic
 from nova_lite.scheduler import rpcapi as scheduler_rpcapi
 from nova_lite import servicegroup
 
@@ -213,7 +212,7 @@ class ConductorManager(manager.Manager):
 
     # -- takeover ----------------------------------------------------------
 
-    @periodic.periodic_task(
+    @manager.periodic_task(
         spacing=lambda conf: conf.conductor.takeover_interval,
         run_immediately=True)
     def _take_over_orphaned_work(self, context):
@@ -248,7 +247,7 @@ class ConductorManager(manager.Manager):
             except Exception:  # noqa: BLE001 - logged; on to the next one
                 pass
 
-    @periodic.periodic_task(
+    @manager.periodic_task(
         spacing=lambda conf: min(PURGE_INTERVAL,
                                  conf.conductor.work_retention))
     def _purge_finished_work(self, context):

@@ -40,8 +40,19 @@ _default_opts = [
                     'together do not all run their tasks at once.'),
     cfg.IntOpt('graceful_shutdown_timeout',
                default=30, min=0,
-               help='On SIGTERM or SIGINT, seconds to let in-flight RPC '
-                    'handlers finish before the service exits.'),
+               help='On SIGTERM or SIGINT, the service stops consuming and '
+                    'exits within this many seconds, even when an RPC '
+                    'handler or a periodic task is stuck. 0 exits without '
+                    'waiting for them.'),
+    cfg.StrOpt('concurrency_backend',
+               default='eventlet', choices=('eventlet', 'threading'),
+               help='eventlet: greenthreads on a monkey-patched standard '
+                    'library. threading: native threads; eventlet is never '
+                    'imported. The environment variable '
+                    'NOVA_LITE_CONCURRENCY_BACKEND wins over this option. It '
+                    'is read from the --config-file files before anything '
+                    'else is imported, so it cannot come from a config '
+                    'directory.'),
 ]
 
 _manager_opts = [

@@ -11,7 +11,7 @@ upgrade_group = cfg.OptGroup(
          'lowest version reported by the live services of that topic.')
 
 _opts = [
-    cfg.StrOpt(topic,
+    cfg.StrOpt(topic, mutable=True,
                help='Version cap for the %s RPC API: a version such as 1.0, '
                     'or auto. Unset means no cap.' % topic)
     for topic in base.TOPICS

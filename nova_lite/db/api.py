@@ -1,10 +1,16 @@
 """A small database API; every function opens its own short transaction.
 
 ``API(conf)`` owns one engine.  Rows are returned as plain dicts so callers
-never hold a session open across a greenthread switch.
+never hold a session open across a thread switch.
+
+No call blocks the hub: every public method of ``API`` runs through
+``concurrency.call_blocking_io`` (under eventlet, in one native thread while
+the hub runs on; under threading, in the calling thread).  SQLite waiting
+out another process's lock, or a slow PostgreSQL, delays only the DB calls.
 """
 
 import datetime
+import functools
 import time
 
 import sqlalchemy as sa
@@ -12,6 +18,7 @@ from oslo_log import log as logging
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import orm
 
+from nova_lite import concurrency
 from nova_lite.db import models
 from nova_lite import exception
 from nova_lite import utils
@@ -81,6 +88,21 @@ def _update_if_still_owned(work):
                    models.ConductorWork.finished_at.is_(None)))
 
 
+def _off_the_hub(cls):
+    """Route every public method of ``cls`` through call_blocking_io."""
+    def wrap(func):
+        @functools.wraps(func)
+        def call(*args, **kwargs):
+            return concurrency.call_blocking_io(func, *args, **kwargs)
+        return call
+
+    for name, value in list(vars(cls).items()):
+        if callable(value) and not name.startswith('_'):
+            setattr(cls, name, wrap(value))
+    return cls
+
+
+@_off_the_hub
 class API:
     def __init__(self, conf):
         self.conf = conf

@@ -20,8 +20,7 @@ from nova_lite.inflight import probe
 from nova_lite.inflight import queues
 from nova_lite.inflight import sinks
 from nova_lite import manager
-from nova_lite import periodic
-from nova_lite import utils
+from nova_lite import concurrency
 
 LOG = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ class InflightManager(manager.Manager):
             self._clients[topic] = baserpc.BaseRPCAPI(self.conf, topic)
         return self._clients[topic]
 
-    @periodic.periodic_task(spacing=lambda conf: conf.inflight.probe_interval,
+    @manager.periodic_task(spacing=lambda conf: conf.inflight.probe_interval,
                             run_immediately=True)
     def _probe_periodically(self, context):
         self._run_round(context)
@@ -96,7 +95,7 @@ class InflightManager(manager.Manager):
         self._round_no += 1
         started = time.monotonic()
         services = round_robin(self.db.service_get_all(), self._round_no)
-        samples = utils.map_concurrently(
+        samples = concurrency.map_concurrently(
             lambda svc: self._probe_service(context, svc), services,
             self.conf.inflight.max_concurrent_pings)
         depths = self._queues.depths(sorted({s['topic'] for s in services}))

@@ -37,6 +37,8 @@ class Sample:
     clock_offset: float | None = None
     skew: bool = False
     greenthreads: int | None = None
+    workers: int | None = None
+    backend: str | None = None
     timed_out: bool = False
     error: str | None = None
     sent_at: float = dataclasses.field(default_factory=time.time)
@@ -78,7 +80,10 @@ def sample_from_reply(topic, sent_at, sent_mono, returned_at, returned_mono,
     """A Sample for an answered probe."""
     return Sample(topic=topic, host=reply['host'], binary=reply['binary'],
                   version=reply['version'],
-                  greenthreads=reply['greenthreads'], sent_at=sent_at,
+                  greenthreads=reply['greenthreads'],
+                  # Not in a baseapi 1.1 service's reply.
+                  workers=reply.get('workers'), backend=reply.get('backend'),
+                  sent_at=sent_at,
                   **phases(sent_at, sent_mono, returned_at, returned_mono,
                            reply))
 

@@ -20,6 +20,7 @@ class StatsdSink:
     PREFIX.inflight.TOPIC.HOST.timeout                  counter
     PREFIX.inflight.TOPIC.HOST.clock_skew               counter
     PREFIX.inflight.TOPIC.HOST.greenthreads             gauge
+    PREFIX.inflight.TOPIC.HOST.workers                  gauge
     PREFIX.queue.TOPIC.depth / .consumers               gauges
     """
 
@@ -42,8 +43,10 @@ class StatsdSink:
                     value = getattr(sample, phase)
                     if value is not None:
                         pipe.timing('%s.%s' % (base, phase), value)
-                if sample.greenthreads is not None:
-                    pipe.gauge(base + '.greenthreads', sample.greenthreads)
+                for gauge in ('greenthreads', 'workers'):
+                    value = getattr(sample, gauge)
+                    if value is not None:
+                        pipe.gauge('%s.%s' % (base, gauge), value)
             for topic, depth in queues.items():
                 if depth is not None:
                     pipe.gauge('queue.%s.depth' % topic, depth['messages'])

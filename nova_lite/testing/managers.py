@@ -19,7 +19,7 @@ import oslo_messaging as messaging
 from nova_lite.conductor import manager as conductor_manager
 from nova_lite import manager
 from nova_lite import rpc
-from nova_lite import utils
+from nova_lite import concurrency
 
 
 def spin(milliseconds):
@@ -89,4 +89,4 @@ class StallingConductorManager(conductor_manager.ConductorManager):
     """A conductor that records its work up to the last step, then hangs."""
 
     def _cast(self, context, work, resumed):
-        utils.Event().wait()
+        concurrency.Event().wait()

@@ -4,6 +4,7 @@ Every waiter has a deadline and raises ``WaitTimeout`` with a message that
 says what it was waiting for.
 """
 
+from nova_lite import concurrency
 from nova_lite import servicegroup
 from nova_lite import utils
 
@@ -56,7 +57,7 @@ class CastWaiter:
         self._method = method
         self._original = getattr(manager, method)
         self.calls = []
-        self._event = utils.Event()
+        self._event = concurrency.Event()
         self._error = None
         setattr(manager, method, self._wrapper)
 

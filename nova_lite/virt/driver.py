@@ -19,7 +19,7 @@ sets ``emits_events`` and calls the callback given to
 
 import abc
 
-from nova_lite import utils
+from nova_lite import concurrency
 
 # poll_task() states.
 TASK_RUNNING = 'running'
@@ -116,7 +116,7 @@ class ThreadPoolDriver:
             return method
 
         def call_in_thread(*args, **kwargs):
-            return utils.execute_in_thread(method, *args, **kwargs)
+            return concurrency.execute_in_thread(method, *args, **kwargs)
         return call_in_thread
 
     @property

@@ -12,7 +12,7 @@ import itertools
 import time
 
 from nova_lite import exception
-from nova_lite import utils
+from nova_lite import concurrency
 from nova_lite.virt import driver
 
 _MIGRATION_PHASES = ((0.2, 'setup'), (0.9, 'converging'), (1.01, 'switchover'))
@@ -35,7 +35,7 @@ class FakeDriver(driver.ComputeDriver):
         self._operation_seconds = opts.operation_seconds
         self._block_job_seconds = opts.block_job_seconds
         self._abort_seconds = opts.block_job_abort_seconds
-        self._lock = utils.native_lock()
+        self._lock = concurrency.native_lock()
         self._ids = itertools.count(1)
         self._callback = None
         self.instances = {}        # uuid -> {'state': power state}
@@ -65,7 +65,7 @@ class FakeDriver(driver.ComputeDriver):
                 self.max_monitor_overlap = max(self.max_monitor_overlap,
                                                inside)
         try:
-            utils.blocking_sleep(self._latency)
+            concurrency.blocking_sleep(self._latency)
         finally:
             if instance_uuid is not None:
                 with self._lock:
@@ -82,7 +82,7 @@ class FakeDriver(driver.ComputeDriver):
 
     def _timer(self, seconds, func, *args):
         # A native thread: the hypervisor's side of the world.
-        return utils.native_timer(seconds, func, *args)
+        return concurrency.native_timer(seconds, func, *args)
 
     # -- queries -------------------------------------------------------
 

@@ -11,7 +11,7 @@ import time
 from oslo_log import log as logging
 
 from nova_lite import exception
-from nova_lite import utils
+from nova_lite import concurrency
 from nova_lite.virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ class TaskEvents:
         self._events = {}
 
     def expect(self, task_id):
-        return self._events.setdefault(task_id, utils.Event())
+        return self._events.setdefault(task_id, concurrency.Event())
 
     def done(self, task_id):
         # An event for a task nobody waits on (any more) is dropped; a waiter
@@ -91,7 +91,7 @@ class Task:
                 if self._event is not None:
                     self._event.wait(wait)
                 else:
-                    utils.sleep(wait)
+                    concurrency.sleep(wait)
         finally:
             self._events.forget(self.task_id)
 

@@ -12,6 +12,7 @@ import pytest
 from nova_lite import baserpc
 from nova_lite.compute import block_jobs
 from nova_lite.compute import rpcapi as compute_rpcapi
+from nova_lite import concurrency
 from nova_lite import context
 from nova_lite import exception
 from nova_lite.testing import waiters
@@ -41,7 +42,7 @@ def _spawned(factory, db, conf, ctxt, host='h1'):
 def driver_with_events(conf):
     driver = virt.load_driver(conf, 'h1')
     events = tasks.TaskEvents()
-    queue = utils.ThreadToGreenQueue(lambda e: events.done(e['task_id']))
+    queue = concurrency.HubQueue(lambda e: events.done(e['task_id']))
     driver.register_event_callback(queue.put)
     driver.unwrapped.instances['u1'] = {'state': 'running'}
     yield driver, events
@@ -105,8 +106,8 @@ def test_cancelled_task(driver_with_events, conf):
     driver.unwrapped.instances['u1'] = {'state': 'running'}
     task = tasks.Task(driver, driver.reboot('u1'), 'reboot', 'u1',
                       tasks.TaskEvents(), poll_interval=0.02)
-    waiter = utils.spawn(task.wait)
-    utils.sleep(0.05)
+    waiter = concurrency.spawn(task.wait)
+    concurrency.sleep(0.05)
     task.cancel()
     with pytest.raises(exception.TaskCancelled):
         waiter.wait()
@@ -115,12 +116,12 @@ def test_cancelled_task(driver_with_events, conf):
 def test_driver_calls_never_run_on_the_hub(conf):
     """Every call of the wrapped driver runs in a native thread."""
     driver = virt.load_driver(conf, 'h1')
-    hub_thread = utils._native_threading.get_ident()
+    hub_thread = concurrency.native_thread_id()
     seen = []
     real = driver.unwrapped.get_info
 
     def recording(instance_uuid):
-        seen.append(utils._native_threading.get_ident())
+        seen.append(concurrency.native_thread_id())
         return real(instance_uuid)
 
     driver.unwrapped.get_info = recording
@@ -281,7 +282,7 @@ def test_100_migrations_with_concurrent_stats(factory, db, conf, ctxt):
                      'active', timeout=10, what='instance active')
     stats = {'answered': 0, 'moved': 0, 'during_migration': 0,
              'failed': []}
-    stop = utils.Event()
+    stop = concurrency.Event()
 
     def stats_loop():
         while not stop.is_set():
@@ -297,10 +298,10 @@ def test_100_migrations_with_concurrent_stats(factory, db, conf, ctxt):
                 stats['answered'] += 1
                 if reply['during_async_job'] == jobs.MIGRATION_OUT:
                     stats['during_migration'] += 1
-            utils.sleep(0)
+            concurrency.sleep(0)
 
     client = compute_rpcapi.ComputeRPCAPI(conf)
-    loops = [utils.spawn(stats_loop) for _ in range(4)]
+    loops = [concurrency.spawn(stats_loop) for _ in range(4)]
     histories = []
     for n in range(100):
         source, dest = ('h1', 'h2') if n % 2 == 0 else ('h2', 'h1')

@@ -12,7 +12,7 @@ from nova_lite.inflight import manager as inflight_manager
 from nova_lite.inflight import probe
 from nova_lite.inflight import sinks
 from nova_lite.inflight import stats
-from nova_lite import utils
+from nova_lite import concurrency
 
 
 def _reply(received_at, replied_at, requested=0.5, actual=0.502):
@@ -121,7 +121,7 @@ def test_round_probes_all_within_the_concurrency_bound(db, conf, ctxt,
     def fake_probe(context, service):
         running.append(service['host'])
         peak.append(len(running))
-        utils.sleep(0.02)
+        concurrency.sleep(0.02)
         running.remove(service['host'])
         if service['host'] == 'h03':
             return probe.Sample(topic=service['topic'], host='h03',
@@ -226,14 +226,14 @@ def test_rounds_never_overlap(db, conf, ctxt, monkeypatch):
     def slow_depths(topics):
         inside.append(1)
         peak.append(len(inside))
-        utils.sleep(0.05)
+        concurrency.sleep(0.05)
         inside.pop()
         return {}
 
     monkeypatch.setattr(mgr, '_probe_service', lambda c, s: probe.Sample(
         topic=s['topic'], host=s['host'], total=1.0, in_service=0.5))
     monkeypatch.setattr(mgr._queues, 'depths', slow_depths)
-    rounds = [utils.spawn(mgr.probe_now, ctxt) for _ in range(3)]
+    rounds = [concurrency.spawn(mgr.probe_now, ctxt) for _ in range(3)]
     numbers = sorted(r.wait()['round'] for r in rounds)
     assert numbers == [1, 2, 3]
     assert max(peak) == 1

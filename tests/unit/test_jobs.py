@@ -3,7 +3,7 @@
 import pytest
 
 from nova_lite import exception
-from nova_lite import utils
+from nova_lite import concurrency
 from nova_lite.virt import jobs
 
 
@@ -14,12 +14,12 @@ def instance_jobs():
 
 def _started(func, *args):
     """Run ``func`` in a greenthread; an Event set when it got through."""
-    done = utils.Event()
+    done = concurrency.Event()
 
     def run():
         func(*args)
         done.set()
-    return utils.spawn(run), done
+    return concurrency.spawn(run), done
 
 
 def test_regular_jobs_exclude_each_other(instance_jobs):
@@ -63,7 +63,7 @@ def test_regular_job_only_in_interruptible_window_and_mask(instance_jobs):
 def test_waiting_query_enters_when_window_opens(instance_jobs):
     instance_jobs.begin_async(jobs.MIGRATION_OUT, {jobs.QUERY})
     thread, done = _started(instance_jobs.begin, jobs.QUERY, 5)
-    utils.sleep(0.05)
+    concurrency.sleep(0.05)
     assert not done.is_set()
     instance_jobs.enter_interruptible()
     assert done.wait(2)
@@ -74,7 +74,7 @@ def test_leaving_window_waits_for_running_regular_job(instance_jobs):
     instance_jobs.enter_interruptible()
     instance_jobs.begin(jobs.QUERY)
     thread, left = _started(instance_jobs.leave_interruptible, 5)
-    utils.sleep(0.05)
+    concurrency.sleep(0.05)
     # The window is closed to newcomers, but the async job still waits.
     assert not left.is_set() and not instance_jobs.interruptible
     with pytest.raises(exception.JobAcquireTimeout):
@@ -91,10 +91,10 @@ def test_monitor_serializes_commands(instance_jobs):
         with instance_jobs.monitor():
             inside.append(1)
             peak.append(len(inside))
-            utils.sleep(0.01)
+            concurrency.sleep(0.01)
             inside.pop()
 
-    threads = [utils.spawn(command) for _ in range(10)]
+    threads = [concurrency.spawn(command) for _ in range(10)]
     for thread in threads:
         thread.wait()
     assert peak and max(peak) == 1

@@ -49,7 +49,8 @@ def test_reply_and_summary_format():
     good = probe.Sample(topic='compute', host='h1', binary='nova-lite-compute',
                         version='1.0', to_service=1.0, in_service=1000.0,
                         greenthread_overhead=0.5, from_service=2.0,
-                        total=1003.0, transit=3.0, greenthreads=5)
+                        total=1003.0, transit=3.0, greenthreads=5,
+                        workers=2, backend='threading')
     skewed = probe.Sample(topic='compute', host='h2', binary='nova-lite-compute',
                           version='1.0', in_service=1000.0,
                           greenthread_overhead=0.5, total=1004.0,
@@ -59,7 +60,11 @@ def test_reply_and_summary_format():
     assert ping.format_reply(1, good) == (
         'reply from h1 (nova-lite-compute 1.0): seq=1 to_service=1.00 ms '
         'in_service=1000.00 ms greenthread_overhead=0.50 ms '
-        'from_service=2.00 ms total=1003.00 ms greenthreads=5')
+        'from_service=2.00 ms total=1003.00 ms greenthreads=5 workers=2 '
+        'backend=threading')
+    # A baseapi 1.1 service's reply has neither field.
+    assert ping.format_reply(2, skewed).split(' (clock')[0].endswith(
+        'greenthreads=5 workers=- backend=-')
     assert 'to_service=skewed' in ping.format_reply(2, skewed)
     assert 'clock offset -40.00 ms' in ping.format_reply(2, skewed)
     assert ping.format_reply(3, lost) == (

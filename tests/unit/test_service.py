@@ -1,12 +1,14 @@
 """Service behaviour on the fake:// transport."""
 
+import time
+
 import pytest
 
 from nova_lite import baserpc
+from nova_lite import concurrency
 from nova_lite import context
 from nova_lite import exception
 from nova_lite import manager
-from nova_lite import periodic
 from nova_lite import service
 from nova_lite.testing import waiters
 
@@ -17,7 +19,7 @@ class _CountingManager(manager.Manager):
     runs = 0
     request_ids = []
 
-    @periodic.periodic_task(spacing=0.05, run_immediately=True)
+    @manager.periodic_task(spacing=0.05, run_immediately=True)
     def _tick(self, ctxt):
         type(self).runs += 1
         type(self).request_ids.append(ctxt.request_id)
@@ -87,3 +89,38 @@ def test_stop_is_bounded_and_stops_heartbeats(factory, db):
     count = db.service_get('h1', 'nova-lite-conductor')['report_count']
     assert all(t.dead for t in svc._threads)
     assert db.service_get('h1', 'nova-lite-conductor')['report_count'] == count
+
+
+class _StuckManager(manager.Manager):
+    """A periodic task that never returns (a call stuck in a timeout)."""
+
+    entered = None
+
+    @manager.periodic_task(spacing=0.05, run_immediately=True)
+    def _stuck(self, ctxt):
+        type(self).entered.set()
+        concurrency.Event().wait(3600)
+
+
+def test_stop_is_bounded_with_a_stuck_periodic_task(factory):
+    _StuckManager.entered = concurrency.Event()
+    svc = factory.start_service('inflight', host='h1', manager=_StuckManager)
+    assert _StuckManager.entered.wait(10)
+    started = time.monotonic()
+    assert svc.stop(graceful_timeout=1) is False
+    factory.services.remove(svc)
+    assert time.monotonic() - started < 3
+
+
+def test_plumbing_is_not_reachable_over_rpc(factory):
+    factory.start_service('compute', host='h1')
+    client = baserpc.BaseRPCAPI(factory.conf, 'compute').client
+    ctxt = context.get_admin_context()
+    for method in ('run_periodic_tasks', 'init_host', 'cleanup_host',
+                   '_heartbeat_loop'):
+        # The default namespace: the manager endpoint.
+        with pytest.raises(Exception) as err:
+            client.prepare(namespace=None, server='h1').call(ctxt, method)
+        # fake:// re-raises oslo's own class; rabbit:// a RemoteError.
+        assert 'NoSuchMethod' in (getattr(err.value, 'exc_type', '') or
+                                  type(err.value).__name__), method
