@@ -41,6 +41,8 @@ _KNOWN_DEPRECATIONS = (
     r'(?s).*eventletutils module is deprecated',
     r"(?s).*Using class 'Green(Future|ThreadPoolExecutor)'",
     r"(?s).*The 'oslo_service.eventlet_backdoor' module",
+    # oslo.log, when it sees eventlet patching.
+    r'(?s).*Eventlet support is deprecated',
 )
 
 

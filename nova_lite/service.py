@@ -203,7 +203,8 @@ def serve(services):
     """Start ``services`` and run until SIGTERM or SIGINT; then stop them.
 
     Start-up runs in its own thread so that a signal always wins, even
-    while oslo.messaging is still retrying an unreachable broker.
+    while oslo.messaging is still retrying an unreachable broker.  Returns
+    True when every handler and loop ended within the graceful timeout.
     """
     conf = services[0].conf
     wake = concurrency.Event()
@@ -258,7 +259,7 @@ def serve(services):
     # Each stop mostly waits on the broker; overlap them.
     stoppers = [concurrency.spawn(svc.stop, budget)
                 for svc in reversed(started)]
-    for stopper in stoppers:
-        stopper.wait()
+    clean = all([stopper.wait() for stopper in stoppers])
     if errors:
         raise errors[0]
+    return clean

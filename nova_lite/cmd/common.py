@@ -80,10 +80,14 @@ def exit_on_error(prog):
 
 
 def serve(services):
-    """Check the DB answers, then run ``services`` until SIGTERM/SIGINT."""
+    """Check the DB answers, then run ``services`` until SIGTERM/SIGINT.
+
+    Exit status 0 after a graceful stop, 1 when a handler or a periodic
+    task was still running at the end of ``graceful_shutdown_timeout``.
+    """
     try:
         services[0].db.connect()
-        service.serve(services)
+        clean = service.serve(services)
     finally:
         rpc.cleanup()
-    return 0
+    return 0 if clean else 1

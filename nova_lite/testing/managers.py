@@ -3,15 +3,19 @@
     [DEFAULT]
     compute_manager = nova_lite.testing.managers:BusyManager
 
-``BusyManager`` blocks its own eventlet hub with CPU work on request, the
-way a handler that forgets to yield (or a blocking C call) does, and records
-when each block started and ended, so a test can check what the inflight
-probe reports against a known truth.
+``BusyManager`` blocks its own eventlet hub (or, under the threading
+backend, holds the GIL) with CPU work on request, the way a handler that
+forgets to yield (or a blocking C call) does, and records when each block
+started and ended, so a test can check what the inflight probe reports
+against a known truth.  It can also keep a worker busy without blocking
+anything (``hang``, a handler stuck in a slow call) and list the modules
+its process has loaded (``loaded_modules``).
 
 ``StallingConductorManager`` is a conductor that stops for good just before
 it hands work to a compute host: the moment to kill it in a takeover test.
 """
 
+import sys
 import time
 
 import oslo_messaging as messaging
@@ -52,6 +56,21 @@ class BusyManager(manager.Manager):
         """Cast: block the hub for ``milliseconds``."""
         self._block(milliseconds)
 
+    def hang(self, context, seconds):
+        """Cast: keep an executor worker for ``seconds`` without blocking
+        anything else (a handler stuck in a slow call)."""
+        self.hung = getattr(self, 'hung', 0) + 1
+        concurrency.sleep(seconds)
+
+    def get_hung(self, context):
+        """Call: how many ``hang`` casts have started."""
+        return getattr(self, 'hung', 0)
+
+    def loaded_modules(self, context, prefix):
+        """Call: the names in ``sys.modules`` that start with ``prefix``."""
+        return sorted(name for name in sys.modules
+                      if name.startswith(prefix))
+
     def get_busy_log(self, context):
         """Call: every block so far, as {start, end} wall times."""
         return list(self.busy_log)
@@ -80,6 +99,16 @@ class BusyRPCAPI(rpc.RPCAPIBase):
 
     def get_busy_log(self, ctxt, host):
         return self.client.prepare(server=host).call(ctxt, 'get_busy_log')
+
+    def hang(self, ctxt, host, seconds):
+        self.client.prepare(server=host).cast(ctxt, 'hang', seconds=seconds)
+
+    def get_hung(self, ctxt, host):
+        return self.client.prepare(server=host).call(ctxt, 'get_hung')
+
+    def loaded_modules(self, ctxt, host, prefix):
+        return self.client.prepare(server=host).call(
+            ctxt, 'loaded_modules', prefix=prefix)
 
     def reset_busy_log(self, ctxt, host):
         return self.client.prepare(server=host).call(ctxt, 'reset_busy_log')

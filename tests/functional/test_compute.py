@@ -11,6 +11,7 @@ import pytest
 
 from nova_lite.compute import block_jobs
 from nova_lite.compute import rpcapi as compute_rpcapi
+from nova_lite import concurrency
 from nova_lite import context
 from nova_lite import exception
 from nova_lite import rpc
@@ -36,7 +37,7 @@ def listeners(conf, client_rpc):
         server = messaging.get_notification_listener(
             rpc.NOTIFICATION_TRANSPORT,
             [messaging.Target(topic='notifications')], [collector],
-            executor='eventlet', pool=pool)
+            executor=concurrency.RPC_EXECUTOR, pool=pool)
         server.start()
         servers.append(server)
     yield collectors

@@ -87,7 +87,8 @@ def test_round_probes_every_service_and_feeds_statsd(probed, conf,
     wanted = {'nl.inflight.compute.%s.%s' % (host, name)
               for host in ('cpu1_example', 'cpu2')
               for name in ('to_service', 'in_service', 'greenthread_overhead',
-                           'from_service', 'total', 'greenthreads')}
+                           'from_service', 'total', 'greenthreads',
+                           'workers')}
 
     # The start-up round may have seen one compute only: wait for a round
     # that saw both, and two consumers on the compute queue.
@@ -101,12 +102,14 @@ def test_round_probes_every_service_and_feeds_statsd(probed, conf,
         name, _, rest = line.partition(':')
         value, _, kind = rest.partition('|')
         float(value)  # every value parses
-        expected_kind = {'greenthreads': 'g', 'depth': 'g',
+        expected_kind = {'greenthreads': 'g', 'workers': 'g', 'depth': 'g',
                          'consumers': 'g', 'timeout': 'c'}.get(
                              name.rsplit('.', 1)[1], 'ms')
         assert kind == expected_kind, line
         if name.endswith('.in_service'):
             assert float(value) >= 100.0  # includes the 0.1 s sleep
+        if name.endswith('.workers'):
+            assert float(value) >= 1      # the probe's own handler
 
 
 def test_killed_service_times_out_and_rounds_go_on(probed, conf, conf_fixture,
