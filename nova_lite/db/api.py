@@ -30,7 +30,8 @@ SERVICE_FIELDS = ('id', 'host', 'binary', 'topic', 'version', 'report_count',
                   'created_at', 'updated_at')
 SAMPLE_FIELDS = ('topic', 'host', 'binary', 'to_service', 'in_service',
                  'greenthread_overhead', 'from_service', 'total',
-                 'clock_offset', 'skew', 'greenthreads', 'timed_out', 'error')
+                 'clock_offset', 'skew', 'greenthreads', 'workers', 'backend',
+                 'timed_out', 'error')
 INSTANCE_FIELDS = ('uuid', 'host', 'vm_state', 'task_state', 'power_state',
                    'fault', 'created_at', 'updated_at')
 WORK_FIELDS = ('id', 'instance_uuid', 'action', 'step', 'host', 'dest',

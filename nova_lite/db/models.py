@@ -105,5 +105,7 @@ class InflightSample(Base):
     clock_offset: orm.Mapped[float | None] = orm.mapped_column(sa.Float)
     skew: orm.Mapped[bool] = orm.mapped_column(default=False)
     greenthreads: orm.Mapped[int | None] = orm.mapped_column()
+    workers: orm.Mapped[int | None] = orm.mapped_column()
+    backend: orm.Mapped[str | None] = orm.mapped_column(sa.String(16))
     timed_out: orm.Mapped[bool] = orm.mapped_column(default=False)
     error: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))

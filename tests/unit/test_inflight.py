@@ -201,17 +201,22 @@ def test_report_rows_group_and_summarize():
         values = dict(topic='compute', host=host, binary='nova-lite-compute',
                       to_service=1.0, in_service=10.0,
                       greenthread_overhead=0.5, from_service=1.0,
-                      total=total, skew=False, timed_out=False, error=None)
+                      total=total, skew=False, timed_out=False, error=None,
+                      workers=1, backend='eventlet')
         values.update(kw)
         return values
 
     rows = inflight_commands.report_rows(
-        [row('a', 10.0), row('a', 30.0), row('a', 20.0),
-         row('a', None, timed_out=True, to_service=None),
-         row('b', 5.0)])
+        [row('a', 10.0), row('a', 30.0, workers=7), row('a', 20.0),
+         row('a', None, timed_out=True, to_service=None, workers=None),
+         row('b', 5.0, workers=None, backend=None),
+         row('b', 6.0, backend='threading')])
     assert [(r['host'], r['samples'], r['timeouts']) for r in rows] == [
-        ('a', 3, 1), ('b', 1, 0)]
+        ('a', 3, 1), ('b', 2, 0)]
     assert rows[0]['total'] == {'p50': 20.0, 'p95': 30.0, 'max': 30.0}
+    # A baseapi 1.1 service's samples have neither field.
+    assert [(r['workers_max'], r['backend']) for r in rows] == [
+        (7, 'eventlet'), (1, 'threading')]
 
 
 def test_rounds_never_overlap(db, conf, ctxt, monkeypatch):

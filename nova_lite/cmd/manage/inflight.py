@@ -7,6 +7,8 @@ from nova_lite.inflight import probe
 from nova_lite.inflight import stats
 
 REPORT_PERCENTILES = (50, 95)
+_LEADING_COLUMNS = ('topic', 'host', 'binary', 'backend', 'samples',
+                    'timeouts', 'workers_max')
 
 
 def add_parser(groups):
@@ -37,7 +39,13 @@ def report_rows(samples):
                'samples': len(answered),
                'timeouts': sum(1 for s in group if s['timed_out']),
                'errors': sum(1 for s in group if s['error']),
-               'skewed': sum(1 for s in answered if s['skew'])}
+               'skewed': sum(1 for s in answered if s['skew']),
+               # The most busy executor workers seen, and the latest backend.
+               'workers_max': max((s['workers'] for s in answered
+                                   if s['workers'] is not None),
+                                  default=None),
+               'backend': next((s['backend'] for s in reversed(answered)
+                                if s['backend']), None)}
         for phase in probe.PHASES:
             summary = stats.summarize([s[phase] for s in answered],
                                       REPORT_PERCENTILES)
@@ -48,8 +56,7 @@ def report_rows(samples):
 
 
 def _flatten(row):
-    flat = {key: row[key] for key in ('topic', 'host', 'binary', 'samples',
-                                      'timeouts')}
+    flat = {key: row[key] for key in _LEADING_COLUMNS}
     for phase in probe.PHASES:
         summary = row[phase]
         flat[phase] = ('%.1f/%.1f/%.1f' % (summary['p50'], summary['p95'],
@@ -66,8 +73,8 @@ def print_report(db, since_minutes):
         return
     print('Inflight over the last %.1f minutes; phases are p50/p95/max in ms'
           % since_minutes)
-    output.print_table(('topic', 'host', 'binary', 'samples', 'timeouts') +
-                       probe.PHASES, [_flatten(r) for r in rows])
+    output.print_table(_LEADING_COLUMNS + probe.PHASES,
+                       [_flatten(r) for r in rows])
 
 
 def report_command(conf, args):
