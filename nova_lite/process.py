@@ -12,9 +12,10 @@ def daemon_module(binary):
 
 
 class DaemonProcess:
-    """One daemon, its output appended to ``log_path``."""
+    """One daemon, its output appended to ``log_path``; ``env`` replaces
+    the inherited environment."""
 
-    def __init__(self, binary, host, config_files, log_path):
+    def __init__(self, binary, host, config_files, log_path, env=None):
         self.binary = binary
         self.host = host
         self.log_path = log_path
@@ -27,7 +28,7 @@ class DaemonProcess:
         # the daemon; the parent decides when to stop it.
         self.popen = subprocess.Popen(argv, stdout=self._log,
                                       stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL,
+                                      stdin=subprocess.DEVNULL, env=env,
                                       start_new_session=True)
 
     def __repr__(self):

@@ -8,7 +8,7 @@ different ``host`` values, prints ``service list``, and runs until Ctrl-C or
 """
 
 from nova_lite import concurrency
-from nova_lite import monkey_patch  # noqa: F401  (must be first)
+from nova_lite import monkey_patch  # (must be first)
 
 import argparse
 import os
@@ -47,6 +47,11 @@ def build_parser():
     parser.add_argument('--state-dir', default=os.path.join('state', 'dev'),
                         help='Config, database and logs go here '
                              '(default state/dev).')
+    parser.add_argument('--backend', choices=monkey_patch.BACKENDS,
+                        help='Concurrency backend of the daemons, written '
+                             'to the config as [DEFAULT] '
+                             'concurrency_backend (default: eventlet; '
+                             'NOVA_LITE_CONCURRENCY_BACKEND, if set, wins).')
     parser.add_argument('--transport-url',
                         help='Broker URL (default: the config default, '
                              'the local RabbitMQ).')
@@ -65,6 +70,8 @@ def _deployment_values(args):
     }
     if args.transport_url:
         values['DEFAULT']['transport_url'] = args.transport_url
+    if args.backend:
+        values['DEFAULT']['concurrency_backend'] = args.backend
     return values
 
 

@@ -41,10 +41,11 @@ class ServiceFactory(fixtures.Fixture):
         self.services.append(svc)
         return svc
 
-    def start_daemon(self, binary, host, extra=None):
+    def start_daemon(self, binary, host, extra=None, env=None):
         """Run ``binary`` as a separate process with its own config file.
 
-        ``extra`` is ``{group: {option: value}}`` for this daemon only.
+        ``extra`` is ``{group: {option: value}}`` for this daemon only;
+        ``env``, if given, replaces the inherited environment.
         """
         extra = dict(extra or {})
         extra.setdefault('DEFAULT', {})
@@ -53,7 +54,8 @@ class ServiceFactory(fixtures.Fixture):
         conf_path = self.conf_fixture.write_config_file(name + '.conf',
                                                         extra=extra)
         log_path = os.path.join(self.conf_fixture.state_path, name + '.log')
-        daemon = process.DaemonProcess(binary, host, [conf_path], log_path)
+        daemon = process.DaemonProcess(binary, host, [conf_path], log_path,
+                                       env=env)
         self.daemons.append(daemon)
         return daemon
 

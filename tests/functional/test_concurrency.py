@@ -4,6 +4,7 @@ suite runs once per backend (``bin/nova-lite-dev test``); these tests check
 that the daemons run the backend the suite runs."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -81,6 +82,23 @@ def test_daemon_runs_the_suites_backend(factory, db, conf, ctxt,
     _up(db, daemon, min_report_count=before['report_count'] + 2)
     assert 'Concurrency backend %s' % concurrency.BACKEND in \
         daemon.log_text()
+
+
+def test_backend_from_the_config_file(factory, db, conf, ctxt, client_rpc):
+    """Without the environment variable, the config file decides."""
+    other = (monkey_patch.THREADING
+             if concurrency.BACKEND == monkey_patch.EVENTLET
+             else monkey_patch.EVENTLET)
+    env = {k: v for k, v in os.environ.items() if k != monkey_patch.ENV_VAR}
+    daemon = factory.start_daemon('nova-lite-compute', 'fromfile1', env=env,
+                                  extra={'DEFAULT': {
+                                      'concurrency_backend': other}})
+    _up(db, daemon)
+    reply = baserpc.BaseRPCAPI(conf, 'compute').inflight(
+        ctxt, time.time(), 0.01, host='fromfile1')
+    assert reply['backend'] == other
+    assert ('Concurrency backend %s (from [DEFAULT] concurrency_backend)'
+            % other) in daemon.log_text()
 
 
 def test_db_locked_by_another_process_stalls_no_probe(factory, db, conf,
