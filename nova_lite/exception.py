@@ -153,3 +153,12 @@ class InvalidFlags(InvalidInput):
 class BlockJobAbortTimeout(NovaLiteException):
     msg_fmt = ('Block job on disk %(disk)s of instance %(instance_uuid)s did '
                'not end within %(timeout)ss; it is still being ended')
+
+
+class ComputeHostNotFound(NovaLiteException):
+    msg_fmt = 'Compute host %(host)s could not be found'
+
+
+class ComputeServiceUnavailable(NovaLiteException):
+    msg_fmt = ('Compute service of host %(host)s is unavailable: it is '
+               '%(reason)s')

@@ -286,6 +286,62 @@ class API:
             return _begin_action(session, uuid, action, task_state,
                                  allowed_vm_states)
 
+    def instance_create_with_work(self, uuid, action, step, conductor_host,
+                                  vm_state='building', task_state=None):
+        """Create the instance and its first conductor work in one
+        transaction; returns the work as a dict.
+
+        A uuid that is taken raises ``InstanceExists`` and records nothing:
+        a repeated build request never gets work on another build's
+        instance.
+        """
+        with self._session() as session:
+            try:
+                with session.begin():
+                    session.add(models.Instance(
+                        uuid=uuid, vm_state=vm_state, task_state=task_state,
+                        power_state='nostate'))
+                    session.flush()
+                    row = models.ConductorWork(
+                        instance_uuid=uuid, action=action, step=step,
+                        conductor_host=conductor_host, takeovers=0)
+                    session.add(row)
+            except sa_exc.IntegrityError:
+                raise exception.InstanceExists(instance_uuid=uuid)
+            return _as_dict(row, WORK_FIELDS)
+
+    def instance_begin_task(self, uuid, task_state, expected_task_states,
+                            vm_states, host, work_id=None):
+        """The compute's compare-and-swap: set ``task_state`` in one UPDATE
+        that matches only while the instance is on ``host``, in one of
+        ``vm_states``, its task_state is one of ``expected_task_states``
+        (None: no task) and, with ``work_id``, no newer conductor work
+        exists for it.  Returns the updated row, or None when it did not
+        match (a repeated or stale request).
+        """
+        states = [state for state in expected_task_states
+                  if state is not None]
+        matches = [models.Instance.task_state.in_(states)]
+        if None in expected_task_states:
+            matches.append(models.Instance.task_state.is_(None))
+        conditions = [models.Instance.uuid == uuid,
+                      models.Instance.host == host,
+                      models.Instance.vm_state.in_(vm_states),
+                      sa.or_(*matches)]
+        if work_id is not None:
+            conditions.append(~sa.exists().where(
+                models.ConductorWork.instance_uuid == uuid,
+                models.ConductorWork.id > work_id))
+        with self._session() as session, session.begin():
+            result = session.execute(
+                sa.update(models.Instance).where(*conditions)
+                .values(task_state=task_state, updated_at=models.utcnow())
+                .execution_options(synchronize_session=False))
+            if result.rowcount != 1:
+                return None
+            return _as_dict(session.get(models.Instance, uuid),
+                            INSTANCE_FIELDS)
+
     # -- conductor work --------------------------------------------------
 
     def work_create(self, instance_uuid, action, step, conductor_host,
