@@ -2,11 +2,15 @@
 
     bin/nova-lite-dev bench            # or: python benchmarks/rpc_bench.py
 
-Each server runs in its own process; the client runs here, eventlet-patched.
-For calls: sequential p50/p99/max over --calls calls after a warm-up, then
-throughput with --concurrency greenthread callers.  For casts: throughput
-until the server has consumed them all.  Prints one table with ratios to
-raw oslo.messaging, plus the targets from the issue.
+Five stacks: raw py-amqp; raw oslo.messaging and nova_lite, each on the
+eventlet and on the threading backend.  Each server runs in its own process
+and each measurement in a fresh client process on the stack's backend
+(eventlet-patched, or with eventlet never imported).  For calls: sequential
+p50/p99/max over --calls calls after a warm-up, then throughput with
+--concurrency callers (greenthreads, or native threads under threading).
+For casts: throughput until the server has consumed them all.  Prints one
+table with ratios to raw oslo.messaging on the same backend, the ratio
+threading / eventlet for nova_lite, and the targets from the issue.
 """
 
 import argparse
@@ -18,7 +22,8 @@ import subprocess
 import sys
 import time
 
-import procstat  # benchmarks/, next to this file
+import backends  # benchmarks/, next to this file
+import procstat
 
 # Names get a per-run suffix (--run-id), so a stray server from an earlier
 # run can never consume this run's messages.
@@ -81,33 +86,49 @@ class _Counter:
     """Endpoint shared by the oslo and nova_lite servers."""
 
     def __init__(self):
+        import threading
+
         self.count = 0
+        # The threading executor runs casts in parallel threads, and
+        # ``count += 1`` is not atomic there (a lost update would leave the
+        # client waiting for good).  Created after monkey-patching, so it
+        # is a green lock under eventlet.
+        self._lock = threading.Lock()
 
     def echo(self, context, arg):
         return arg
 
     def count_cast(self, context):
-        self.count += 1
+        with self._lock:
+            self.count += 1
 
     def get_count(self, context):
         count = self.count
         return count
 
-    def reset(self, context):
+    def reset_count(self, context):
         self.count = 0
 
 
-def serve_oslo(url):
-    """A plain oslo.messaging server, eventlet executor, no nova_lite."""
-    import eventlet
-    eventlet.monkey_patch()
+def serve_oslo(url, backend):
+    """A plain oslo.messaging server with the executor of ``backend``.
+
+    eventlet: monkey-patched here, no nova_lite.  threading: imports
+    nova_lite.monkey_patch only to keep eventlet out (oslo.service and
+    oslo.utils import it otherwise); nothing else of nova_lite runs.
+    """
+    if backend == backends.THREADING:
+        from nova_lite import monkey_patch  # noqa: F401
+    else:
+        import eventlet
+        eventlet.monkey_patch()
     from oslo_config import cfg
     import oslo_messaging as messaging
 
     transport = messaging.get_rpc_transport(cfg.CONF, url=url)
     target = messaging.Target(topic=TOPIC + '_oslo', server='bench')
     server = messaging.get_rpc_server(transport, target, [_Counter()],
-                                      executor='eventlet')
+                                      executor=backend)
     server.start()
     print('READY', flush=True)
     server.wait()
@@ -193,7 +214,7 @@ class RawClient:
             self.conn.drain_events()
         self.replies.pop()
 
-    concurrent_call = None  # one py-amqp channel is not greenthread-safe
+    concurrent_call = None  # one py-amqp channel is not thread-safe
 
 
 class OsloClient:
@@ -212,7 +233,7 @@ class OsloClient:
     concurrent_call = call
 
     def casts(self, count):
-        self.client.call(self.ctxt, 'reset')
+        self.client.call(self.ctxt, 'reset_count')
         for _ in range(count):
             self.client.cast(self.ctxt, 'count_cast')
         while self.client.call(self.ctxt, 'get_count') < count:
@@ -243,8 +264,8 @@ class NovaLiteClient:
                 return self.client.prepare(server='bench').call(
                     ctxt, 'get_count')
 
-            def reset(self, ctxt):
-                self.client.prepare(server='bench').call(ctxt, 'reset')
+            def reset_count(self, ctxt):
+                self.client.prepare(server='bench').call(ctxt, 'reset_count')
 
         conf = config.parse_args([], default_config_files=[])
         conf.set_override('transport_url', url)
@@ -258,7 +279,7 @@ class NovaLiteClient:
     concurrent_call = call
 
     def casts(self, count):
-        self.api.reset(self.ctxt)
+        self.api.reset_count(self.ctxt)
         for _ in range(count):
             self.api.count_cast(self.ctxt)
         while self.api.get_count(self.ctxt) < count:
@@ -286,8 +307,8 @@ def _broker_cpu():
 
 def measure(client, calls, warmup, concurrency, conc_calls, casts,
             server_pid):
-    import eventlet
-
+    # Greenthreads under eventlet, native threads under threading.
+    from nova_lite import concurrency as nl_concurrency
     from nova_lite.inflight import stats
 
     for _ in range(warmup):
@@ -305,12 +326,10 @@ def measure(client, calls, warmup, concurrency, conc_calls, casts,
               'cpu': (procstat.cpu_seconds(server_pid) - cpu_before) / calls * 1e6,
               'ccpu': (time.process_time() - client_before) / calls * 1e6}
     if client.concurrent_call is not None:
-        pool = eventlet.GreenPool(concurrency)
         broker_before = _broker_cpu()
         start = time.perf_counter()
-        for _ in pool.imap(lambda _: client.concurrent_call(),
-                           range(conc_calls)):
-            pass
+        nl_concurrency.map_concurrently(lambda _: client.concurrent_call(),
+                                        range(conc_calls), concurrency)
         result['conc'] = conc_calls / (time.perf_counter() - start)
         if broker_before is not None:
             result['bcpu'] = ((_broker_cpu() - broker_before)
@@ -321,11 +340,13 @@ def measure(client, calls, warmup, concurrency, conc_calls, casts,
     return result
 
 
-def start_server(mode, url, state_dir, run_id):
+def start_server(mode, backend, url, state_dir, run_id):
     argv = [sys.executable, os.path.abspath(__file__), '--serve', mode,
-            '--url', url, '--state-dir', state_dir, '--run-id', run_id]
+            '--backend', backend, '--url', url, '--state-dir', state_dir,
+            '--run-id', run_id]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
-                            stdin=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, text=True,
+                            env=backends.child_env(backend))
     line = proc.stdout.readline()
     if 'READY' not in line:
         proc.kill()
@@ -340,57 +361,126 @@ def _fmt(value, unit=''):
                                                                    unit)
 
 
-def print_round_ratios(samples):
-    """nova_lite / oslo per round: the spread the medians hide."""
+RAW = 'raw py-amqp'
+OSLO = 'oslo.messaging (%s)'
+NOVA = 'nova_lite (%s)'
+
+# (table label, server and client mode, backend of both processes, client).
+# raw py-amqp has no executor; its processes run eventlet as before.
+STACKS = (
+    (RAW, 'raw', backends.EVENTLET, 'RawClient'),
+    (OSLO % backends.EVENTLET, 'oslo', backends.EVENTLET, 'OsloClient'),
+    (OSLO % backends.THREADING, 'oslo', backends.THREADING, 'OsloClient'),
+    (NOVA % backends.EVENTLET, 'nova_lite', backends.EVENTLET,
+     'NovaLiteClient'),
+    (NOVA % backends.THREADING, 'nova_lite', backends.THREADING,
+     'NovaLiteClient'),
+)
+
+# The issue's target for the threading backend, on throughput.
+THREADING_TARGET = 0.9
+
+
+def _round_ratios(samples, numerator, denominator, key):
+    return [num[key] / den[key] for num, den in zip(samples[numerator],
+                                                   samples[denominator])]
+
+
+def print_round_ratios(samples, args):
+    """nova_lite / oslo per round and backend: the spread the medians
+    hide."""
     print()
-    print('nova_lite / oslo in each round (the stacks take turns, so a round '
-          'shares the machine\'s conditions):')
-    for key, title in (('p50', 'call p50'), ('conc', 'calls/s @conc'),
+    print('nova_lite / oslo.messaging on the same backend, in each round '
+          '(the stacks take turns, so a round shares the machine\'s '
+          'conditions):')
+    for backend in backends.BACKENDS:
+        for key, title in (('p50', 'call p50'),
+                           ('conc', 'calls/s @%d' % args.concurrency),
+                           ('casts', 'casts/s')):
+            ratios = _round_ratios(samples, NOVA % backend, OSLO % backend,
+                                   key)
+            print('  %-10s %-14s %s' % (backend, title, '  '.join(
+                '%.3f' % r for r in ratios)))
+
+
+def print_backend_ratio(samples, args):
+    """nova_lite threading / eventlet throughput, per round and median,
+    against the issue's target; True when both medians meet it."""
+    print()
+    print('nova_lite (threading) / nova_lite (eventlet), per round and '
+          'median; target: threading-backend throughput >= %.1fx '
+          'eventlet\'s' % THREADING_TARGET)
+    met = True
+    for key, title in (('conc', 'calls/s @%d' % args.concurrency),
                        ('casts', 'casts/s')):
-        ratios = [nova[key] / oslo[key] for nova, oslo in zip(
-            samples['nova_lite'], samples['oslo.messaging'])]
-        print('  %-14s %s' % (title, '  '.join('%.3f' % r for r in ratios)))
+        ratios = _round_ratios(samples, NOVA % backends.THREADING,
+                               NOVA % backends.EVENTLET, key)
+        median = statistics.median(ratios)
+        met = met and median >= THREADING_TARGET
+        print('  %-14s rounds %s   median %.3fx  [%s]' % (
+            title, '  '.join('%.3f' % r for r in ratios), median,
+            'met' if median >= THREADING_TARGET else 'MISSED'))
+    return met
 
 
 def print_table(results, pool_warnings, args):
-    base = results['oslo.messaging']
     cols = [('p50', 'call p50 ms'), ('p99', 'call p99 ms'),
             ('max', 'call max ms'),
             ('conc', 'calls/s @%d' % args.concurrency),
             ('casts', 'casts/s'), ('cpu', 'srv us/call'),
             ('ccpu', 'cli us/call'),
             ('bcpu', 'brk us/c@%d' % args.concurrency)]
-    header = '%-16s' % 'stack' + ''.join('%14s' % title for _, title in cols)
+    header = '%-28s' % 'stack' + ''.join('%14s' % title for _, title in cols)
     print()
     print('RPC benchmark: %d sequential calls after %d warm-up, %d calls '
-          'from %d greenthreads, %d casts, one RabbitMQ broker' % (
+          'from %d concurrent callers (greenthreads; native threads under '
+          'threading), %d casts, one RabbitMQ broker' % (
               args.calls, args.warmup, args.conc_calls, args.concurrency,
               args.casts))
     print(header)
     print('-' * len(header))
     for name, result in results.items():
-        print('%-16s' % name + ''.join(
+        print('%-28s' % name + ''.join(
             '%14s' % _fmt(result.get(key)) for key, _ in cols))
     print('(medians of %d rounds; "Connection pool limit exceeded" warnings: '
           '%s)' % (args.rounds, ', '.join(
               '%s %d' % (name, count)
               for name, count in pool_warnings.items())))
     print()
-    print('ratios to raw oslo.messaging (nova_lite / oslo):')
-    nova = results['nova_lite']
+    print('ratios to raw oslo.messaging on the same backend (nova_lite / '
+          'oslo):')
+    print('  %-14s %10s %10s' % (('',) + backends.BACKENDS))
     for key, title in cols:
-        if nova.get(key) and base.get(key):
-            print('  %-14s %.3fx' % (title, nova[key] / base[key]))
+        ratios = []
+        for backend in backends.BACKENDS:
+            nova, base = results[NOVA % backend], results[OSLO % backend]
+            ratios.append('%.3fx' % (nova[key] / base[key])
+                          if nova.get(key) and base.get(key) else 'n/a')
+        print('  %-14s %10s %10s' % ((title,) + tuple(ratios)))
+
+
+def print_checks(results, pool_warnings, backend_ratio_met):
+    """The issue's targets: nova_lite against raw oslo.messaging on each
+    backend, and threading against eventlet."""
+    checks = []
+    for backend in backends.BACKENDS:
+        name = NOVA % backend
+        nova, base = results[name], results[OSLO % backend]
+        checks += [
+            ('%s call p50 <= 1.05x oslo' % name,
+             nova['p50'] <= 1.05 * base['p50']),
+            ('%s call max <= 10 ms' % name, nova['max'] <= 10.0),
+            ('%s 50-concurrent >= 1.0x oslo' % name,
+             nova['conc'] >= 1.0 * base['conc']),
+            ('no "Connection pool limit exceeded" warnings in %s' % name,
+             pool_warnings[name] == 0),
+            ('%s casts >= 0.95x oslo' % name,
+             nova['casts'] >= 0.95 * base['casts']),
+        ]
+    checks.append(('threading-backend throughput >= %.1fx eventlet\'s '
+                   '(median ratios above)' % THREADING_TARGET,
+                   backend_ratio_met))
     print()
-    checks = [
-        ('nova_lite call p50 <= 1.05x oslo', nova['p50'] <= 1.05 * base['p50']),
-        ('nova_lite call max <= 10 ms', nova['max'] <= 10.0),
-        ('nova_lite 50-concurrent >= 1.0x oslo',
-         nova['conc'] >= 1.0 * base['conc']),
-        ('no "Connection pool limit exceeded" warnings in nova_lite',
-         pool_warnings['nova_lite'] == 0),
-        ('nova_lite casts >= 0.95x oslo', nova['casts'] >= 0.95 * base['casts']),
-    ]
     for title, ok in checks:
         print('  [%s] %s' % ('met' if ok else 'MISSED', title))
 
@@ -410,6 +500,8 @@ def main():
                              'medians (default 3).')
     parser.add_argument('--serve', choices=['raw', 'oslo', 'nova_lite'],
                         help=argparse.SUPPRESS)
+    parser.add_argument('--backend', choices=backends.BACKENDS,
+                        default=backends.EVENTLET, help=argparse.SUPPRESS)
     parser.add_argument('--state-dir', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--run-id', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--measure', choices=['raw', 'oslo', 'nova_lite'],
@@ -421,7 +513,7 @@ def main():
     if args.serve == 'raw':
         return serve_raw(args.url)
     if args.serve == 'oslo':
-        return serve_oslo(args.url)
+        return serve_oslo(args.url, args.backend)
     if args.serve == 'nova_lite':
         return serve_nova_lite(args.url, args.state_dir)
 
@@ -430,21 +522,25 @@ def main():
     return run_rounds(args)
 
 
-STACKS = (('raw py-amqp', 'raw', 'RawClient'),
-          ('oslo.messaging', 'oslo', 'OsloClient'),
-          ('nova_lite', 'nova_lite', 'NovaLiteClient'))
-
-
 def measure_in_this_process(args):
-    """One stack, one round: server subprocess + client here; JSON out."""
-    from nova_lite import monkey_patch  # noqa: F401
+    """One stack, one round: server subprocess + client here; JSON out.
+
+    Started with the stack's backend in its environment, which the server
+    inherits; nova_lite.monkey_patch applies it here first.
+    """
+    from nova_lite import monkey_patch
     import json
 
     _set_run_id(args.run_id)
-    name, mode, client_name = [s for s in STACKS if s[1] == args.measure][0]
+    name, mode, backend, client_name = [
+        s for s in STACKS if s[1:3] == (args.measure, args.backend)][0]
+    if monkey_patch.BACKEND != backend:
+        raise SystemExit('%s: this process runs %s (from %s)' % (
+            name, monkey_patch.BACKEND, monkey_patch.SOURCE))
     pool_warnings = _PoolWarnings()
     logging.getLogger().addHandler(pool_warnings)
-    server = start_server(mode, args.url, args.state_dir, args.run_id)
+    server = start_server(mode, backend, args.url, args.state_dir,
+                          args.run_id)
     try:
         client = globals()[client_name](args.url)
         result = measure(client, args.calls, args.warmup, args.concurrency,
@@ -461,31 +557,34 @@ def run_rounds(args):
     """Every stack in a fresh client process, round after round.
 
     A fresh process per measurement keeps one stack's leftovers (pooled
-    connections and their heartbeat greenthreads) from slowing the next;
-    taking turns over several rounds spreads machine noise (two cores shared
-    by client, server and broker) evenly; the table shows medians.
+    connections and their heartbeat threads) from slowing the next, and
+    lets each run its own backend; taking turns over several rounds
+    spreads machine noise (two cores shared by client, server and broker)
+    evenly; the table shows medians.
     """
     import json
     import tempfile
     import uuid
 
     state_dir = tempfile.mkdtemp(prefix='nova_lite_bench_')
-    samples = {name: [] for name, _, _ in STACKS}
+    samples = {stack[0]: [] for stack in STACKS}
     for round_no in range(1, args.rounds + 1):
         # Each round starts with another stack: whichever runs right after
         # another meets the broker still cleaning up the previous one's
         # queues and connections, and that must not always be the same one.
         offset = (round_no - 1) % len(STACKS)
-        for name, mode, _ in STACKS[offset:] + STACKS[:offset]:
+        for name, mode, backend, _ in STACKS[offset:] + STACKS[:offset]:
             argv = [sys.executable, os.path.abspath(__file__),
-                    '--measure', mode, '--url', args.url,
+                    '--measure', mode, '--backend', backend,
+                    '--url', args.url,
                     '--calls', str(args.calls), '--warmup', str(args.warmup),
                     '--concurrency', str(args.concurrency),
                     '--conc-calls', str(args.conc_calls),
                     '--casts', str(args.casts), '--state-dir', state_dir,
                     '--run-id', uuid.uuid4().hex[:8]]
             out = subprocess.run(argv, stdout=subprocess.PIPE, text=True,
-                                 check=True, timeout=600).stdout
+                                 check=True, timeout=600,
+                                 env=backends.child_env(backend)).stdout
             samples[name].append(json.loads(out.strip().splitlines()[-1]))
             print('round %d/%d: %s done' % (round_no, args.rounds, name),
                   file=sys.stderr, flush=True)
@@ -495,7 +594,9 @@ def run_rounds(args):
     warnings = {name: sum(r['pool_warnings'] for r in rounds)
                 for name, rounds in samples.items()}
     print_table(results, warnings, args)
-    print_round_ratios(samples)
+    backend_ratio_met = print_backend_ratio(samples, args)
+    print_checks(results, warnings, backend_ratio_met)
+    print_round_ratios(samples, args)
     return 0
 
 

@@ -22,15 +22,30 @@ import oslo_messaging as messaging
 
 from nova_lite.conductor import manager as conductor_manager
 from nova_lite import manager
+from nova_lite import monkey_patch
 from nova_lite import rpc
 from nova_lite import concurrency
 
 
 def spin(milliseconds):
-    """Busy CPU for ``milliseconds`` without ever yielding to the hub."""
-    end = time.perf_counter() + milliseconds / 1000.0
-    while time.perf_counter() < end:
-        pass
+    """Busy CPU for ``milliseconds`` without ever yielding to the hub.
+
+    Under the threading backend a Python loop alone would hand the GIL to
+    other threads every 5 ms (``sys.getswitchinterval()``); a blocking C
+    call that keeps the GIL does not.  The switch interval is raised above
+    the spin meanwhile, so the spin holds the GIL as such a call would
+    (a thread already waiting may take it once, as the change lands).
+    """
+    seconds = milliseconds / 1000.0
+    interval = sys.getswitchinterval()
+    if concurrency.BACKEND == monkey_patch.THREADING:
+        sys.setswitchinterval(max(interval, seconds + 1.0))
+    try:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+    finally:
+        sys.setswitchinterval(interval)
 
 
 class BusyManager(manager.Manager):

@@ -20,24 +20,10 @@ from nova_lite import concurrency
 from nova_lite import context
 from nova_lite import monkey_patch
 from nova_lite.testing import managers
+from nova_lite.testing import sqlite_locker
 from nova_lite.testing import waiters
 
 BUSY = {'compute_manager': 'nova_lite.testing.managers:BusyManager'}
-
-# Holds SQLite's write lock from another process, the way a second daemon
-# or an operator's sqlite3 shell can.
-_LOCKER = '''
-import sqlite3, sys, time
-path, rounds, hold = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-conn = sqlite3.connect(path, isolation_level=None, timeout=60)
-for _ in range(rounds):
-    conn.execute('BEGIN EXCLUSIVE')
-    print('locked', time.time(), flush=True)
-    time.sleep(hold)
-    conn.execute('COMMIT')
-    print('unlocked', time.time(), flush=True)
-    time.sleep(0.5)
-'''
 
 
 @pytest.fixture
@@ -109,8 +95,8 @@ def test_db_locked_by_another_process_stalls_no_probe(factory, db, conf,
         'DEFAULT': {'service_down_time': 10}})
     before = _up(db, daemon, service_down_time=10)
     locker = subprocess.Popen(
-        [sys.executable, '-c', _LOCKER,
-         conf.database.connection[len('sqlite:///'):], '2', '3'],
+        sqlite_locker.command(conf.database.connection[len('sqlite:///'):],
+                              2, 3),
         stdout=subprocess.PIPE, text=True)
     try:
         assert locker.stdout.readline().startswith('locked')
