@@ -65,15 +65,15 @@ class BlockJobsMixin:
                           'host': self.host})
 
     def _block_job_info(self, instance_uuid, disk):
-        return self.jobs[instance_uuid].run(
-            jobs.QUERY, self.driver.block_job_info, instance_uuid, disk)
+        return self.jobs.run(instance_uuid, jobs.QUERY,
+                             self.driver.block_job_info, instance_uuid, disk)
 
     @messaging.expected_exceptions(*CALLER_ERRORS)
     def block_job_start(self, context, instance_uuid, disk, kind):
         """Call: start a ``kind`` (copy, commit, pull) job on ``disk``."""
         self._get_own_instance(instance_uuid)
-        self.jobs[instance_uuid].run(jobs.MODIFY, self.driver.block_job_start,
-                                     instance_uuid, disk, kind)
+        self.jobs.run(instance_uuid, jobs.MODIFY, self.driver.block_job_start,
+                      instance_uuid, disk, kind)
         return self._block_job_info(instance_uuid, disk)
 
     @messaging.expected_exceptions(*CALLER_ERRORS)
@@ -91,9 +91,9 @@ class BlockJobsMixin:
         # Listen before asking, so a quick end is not missed.
         ended = self._block_job_ends.setdefault(key, concurrency.Event())
         try:
-            self.jobs[instance_uuid].run(
-                jobs.MODIFY, self.driver.block_job_abort, instance_uuid,
-                disk, pivot=bool(flags & PIVOT))
+            self.jobs.run(instance_uuid, jobs.MODIFY,
+                          self.driver.block_job_abort, instance_uuid, disk,
+                          pivot=bool(flags & PIVOT))
             if flags & ABORT_ASYNC:
                 return {'ended': False}
             self._wait_block_job_gone(instance_uuid, disk, ended)

@@ -12,6 +12,7 @@ from oslo_log import log as logging
 
 from nova_lite.compute import block_jobs
 from nova_lite.compute import rpcapi as compute_rpcapi
+from nova_lite.compute import task_states
 from nova_lite import context as nova_context
 from nova_lite import exception
 from nova_lite import manager
@@ -23,7 +24,11 @@ from nova_lite.virt import tasks
 
 LOG = logging.getLogger(__name__)
 
-# What each long operation sets on success.
+# Failures a compute host expects (logged without a traceback).
+_EXPECTED_ERRORS = (exception.NovaLiteException,
+                    messaging.MessagingException, OSError)
+
+# What each long operation but migrate sets on success.
 _DONE = {
     'spawn': dict(vm_state='active', power_state='running'),
     'reboot': dict(vm_state='active', power_state='running'),
@@ -32,9 +37,19 @@ _DONE = {
 
 
 class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
-    """Server side of the compute RPC API (see ``ComputeRPCAPI``)."""
+    """Server side of the compute RPC API (see ``ComputeRPCAPI``).
 
-    target = messaging.Target(version='1.1')
+    Every long operation is carried out at most once per request: it
+    starts only after a compare-and-swap of the instance's task_state from
+    the conductor's pending state (``reboot_pending``) to the running one
+    (``rebooting``; see ``task_states``).  A request with the conductor's
+    ``work_id`` (1.2) also needs that work to be the instance's newest; a
+    request without one (a 1.1 conductor, or a direct caller) may also
+    start from no task.  A repeated or stale request matches nothing and
+    is ignored.
+    """
+
+    target = messaging.Target(version='1.2')
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -91,112 +106,145 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
                                               host=self.host)
         return instance
 
-    def _task(self, instance_uuid, operation, task_id, timeout=None,
-              on_poll=None):
-        return tasks.Task(self.driver, task_id, operation, instance_uuid,
-                          self.task_events,
+    def _task(self, instance_jobs, operation, task_id, on_poll=None):
+        return tasks.Task(self.driver, task_id, operation,
+                          instance_jobs.instance_uuid, self.task_events,
                           self.conf.compute.task_poll_interval,
-                          timeout=timeout, on_poll=on_poll,
-                          monitor=self.jobs[instance_uuid].monitor)
+                          on_poll=on_poll, monitor=instance_jobs.monitor)
+
+    def _begin(self, instance_uuid, operation, work_id, release=False):
+        """Claim the instance for ``operation`` (see the class docstring),
+        or with ``release`` only free it: the instance row, or None
+        (logged) when the request is repeated, stale or not for this
+        host."""
+        pending = task_states.pending(operation)
+        expected = (pending,) if work_id is not None else (pending, None)
+        task_state = None if release else task_states.running(operation)
+        instance = self.db.instance_begin_task(
+            instance_uuid, task_state, expected,
+            task_states.allowed_vm_states(operation), self.host,
+            work_id=work_id)
+        if instance is None:
+            try:
+                found = self.db.instance_get(instance_uuid)
+                now = 'on %(host)s, %(vm_state)s, task %(task_state)s' % found
+            except exception.InstanceNotFound:
+                now = 'not found'
+            LOG.info('%s of instance %s (work %s) ignored: it is %s, '
+                     'a repeated or stale request', operation, instance_uuid,
+                     work_id, now)
+        return instance
 
     def _fail(self, context, instance_uuid, operation, exc):
-        LOG.warning('%s of instance %s failed: %s', operation, instance_uuid,
-                    exc)
-        self.db.instance_update(instance_uuid, vm_state='error',
-                                task_state=None, fault=str(exc))
+        """Mark the instance ERROR with the reason; never raises."""
+        if isinstance(exc, _EXPECTED_ERRORS):
+            LOG.warning('%s of instance %s failed: %s', operation,
+                        instance_uuid, exc)
+        else:
+            LOG.error('%s of instance %s failed unexpectedly: %r', operation,
+                      instance_uuid, exc, exc_info=exc)
+        try:
+            self.db.instance_update(instance_uuid, vm_state='error',
+                                    task_state=None,
+                                    fault=str(exc) or type(exc).__name__)
+        except Exception:  # noqa: BLE001 - nothing more can be done here
+            LOG.exception('Cannot record the failure of %s of instance %s',
+                          operation, instance_uuid)
         self._notify(context, 'compute.instance.%s.error' % operation,
                      {'instance_uuid': instance_uuid, 'reason': str(exc)})
 
     def _run_operation(self, context, instance_uuid, operation, start,
-                       done=None):
+                       work_id=None):
         """Run one long operation under a MODIFY job; never raises.
 
-        With ``done`` (a vm_state), a request that finds the instance
-        already there once it holds the job is a repeat and is ignored: a
-        conductor that took over a dead one's work re-sends what it cannot
-        tell was received.
+        Whatever goes wrong once the instance is claimed, the claim is
+        released: the instance ends ERROR with the reason, never with its
+        task_state left set.
         """
+        if self._begin(instance_uuid, operation, work_id) is None:
+            return
         payload = {'instance_uuid': instance_uuid, 'host': self.host}
-        instance_jobs = self.jobs[instance_uuid]
         try:
-            with instance_jobs.job(jobs.MODIFY):
-                if (done and self.db.instance_get(instance_uuid)['vm_state']
-                        == done):
-                    LOG.info('%s: instance %s is already %s; repeated '
-                             'request ignored', operation, instance_uuid,
-                             done)
-                    return
-                self._notify(context, 'compute.instance.%s.start' % operation,
-                             payload)
-                self.db.instance_update(instance_uuid,
-                                        task_state=operation + 'ing')
-                with instance_jobs.monitor():
-                    task_id = start(instance_uuid)
-                self._task(instance_uuid, operation, task_id).wait()
-        except (exception.NovaLiteException, messaging.MessagingException,
-                OSError) as exc:
+            self._notify(context, 'compute.instance.%s.start' % operation,
+                         payload)
+            with self.jobs.held(instance_uuid) as instance_jobs:
+                with instance_jobs.job(jobs.MODIFY):
+                    with instance_jobs.monitor():
+                        task_id = start(instance_uuid)
+                    self._task(instance_jobs, operation, task_id).wait()
+                    self.db.instance_update(instance_uuid, task_state=None,
+                                            fault=None,
+                                            **_DONE[operation])
+        except Exception as exc:  # noqa: BLE001 - never leave it claimed
             self._fail(context, instance_uuid, operation, exc)
             return
-        self.db.instance_update(instance_uuid, task_state=None,
-                                fault=None, **_DONE[operation])
         if operation == 'destroy':
             self.jobs.forget(instance_uuid)
         self._notify(context, 'compute.instance.%s.end' % operation, payload)
         LOG.info('%s of instance %s done', operation, instance_uuid)
 
-    def _cast_target(self, instance_uuid, operation):
-        """The instance for a cast, or None (logged) if it is not ours."""
-        try:
-            return self._get_own_instance(instance_uuid)
-        except exception.InstanceNotFound as exc:
-            LOG.warning('%s: %s; ignored', operation, exc)
-            return None
-
     # -- RPC API: casts ------------------------------------------------
 
-    def spawn(self, context, instance_uuid):
-        """Cast: boot ``instance_uuid`` here (creating its row if new)."""
-        try:
-            self.db.instance_create(instance_uuid, host=self.host)
-        except exception.InstanceExists:
-            if self._cast_target(instance_uuid, 'spawn') is None:
-                return
+    def spawn(self, context, instance_uuid, work_id=None):
+        """Cast: boot ``instance_uuid`` here.
+
+        With ``work_id`` (1.2) the instance is the conductor's build, on
+        this host; without, it is created here if new.
+        """
+        if work_id is None:
+            try:
+                self.db.instance_create(instance_uuid, host=self.host)
+            except exception.InstanceExists:
+                pass   # _begin decides whether it is ours to boot
         self._run_operation(context, instance_uuid, 'spawn',
-                            self.driver.spawn, done='active')
+                            self.driver.spawn, work_id)
 
-    def reboot(self, context, instance_uuid):
-        """Cast: reboot ``instance_uuid``."""
-        if self._cast_target(instance_uuid, 'reboot') is not None:
-            self._run_operation(context, instance_uuid, 'reboot',
-                                self.driver.reboot)
+    def reboot(self, context, instance_uuid, work_id=None):
+        """Cast: reboot ``instance_uuid``; 1.2 added ``work_id``."""
+        self._run_operation(context, instance_uuid, 'reboot',
+                            self.driver.reboot, work_id)
 
-    def destroy(self, context, instance_uuid):
-        """Cast: destroy ``instance_uuid``."""
-        if self._cast_target(instance_uuid, 'destroy') is not None:
-            self._run_operation(context, instance_uuid, 'destroy',
-                                self.driver.destroy, done='deleted')
+    def destroy(self, context, instance_uuid, work_id=None):
+        """Cast: destroy ``instance_uuid``; 1.2 added ``work_id``."""
+        self._run_operation(context, instance_uuid, 'destroy',
+                            self.driver.destroy, work_id)
 
-    def migrate(self, context, instance_uuid, dest):
-        """Cast: live-migrate ``instance_uuid`` to host ``dest``.
+    def migrate(self, context, instance_uuid, dest, work_id=None):
+        """Cast: live-migrate ``instance_uuid`` to host ``dest``; 1.2 added
+        ``work_id``.
 
         Runs as the MIGRATION_OUT async job; QUERY jobs (get_stats) are let
-        in while the migration converges, and only then.
+        in while the migration converges, and only then.  A repeated
+        request is dropped by the claim, before it could queue behind the
+        running migration.
         """
-        instance = self._cast_target(instance_uuid, 'migrate')
-        if instance is None:
-            return
-        if instance['task_state'] == 'migrating':
-            # A conductor that took over a dead one's work may re-send it.
-            LOG.info('migrate: instance %s is already migrating; repeated '
-                     'request ignored', instance_uuid)
-            return
         if dest == self.host:
-            LOG.warning('migrate: %s is already on %s; ignored',
-                        instance_uuid, dest)
+            # Nothing to move; only release the conductor's claim.
+            if self._begin(instance_uuid, 'migrate', work_id,
+                           release=True) is not None:
+                LOG.warning('migrate: %s is already on %s; ignored',
+                            instance_uuid, dest)
+            return
+        instance = self._begin(instance_uuid, 'migrate', work_id)
+        if instance is None:
             return
         payload = {'instance_uuid': instance_uuid, 'host': self.host,
                    'dest': dest}
-        instance_jobs = self.jobs[instance_uuid]
+        try:
+            self._notify(context, 'compute.instance.migrate.start', payload)
+            with self.jobs.held(instance_uuid) as instance_jobs:
+                self._migrate(instance_jobs, dest)
+            # Gone from here: drop its job state (once nobody holds it).
+            self.jobs.forget(instance_uuid)
+            self.compute_rpcapi.adopt_migrated(context, dest, instance_uuid,
+                                               instance['power_state'])
+        except Exception as exc:  # noqa: BLE001 - never leave it claimed
+            self._fail(context, instance_uuid, 'migrate', exc)
+            return
+        self._notify(context, 'compute.instance.migrate.end', payload)
+
+    def _migrate(self, instance_jobs, dest):
+        instance_uuid = instance_jobs.instance_uuid
 
         def follow_phase(status):
             if (status['phase'] == 'converging' and
@@ -206,40 +254,22 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
                     instance_jobs.interruptible):
                 instance_jobs.leave_interruptible()
 
-        try:
-            with instance_jobs.async_job_held(jobs.MIGRATION_OUT,
-                                              mask={jobs.QUERY}):
-                if self.db.instance_get(instance_uuid)['host'] != self.host:
-                    LOG.info('migrate: instance %s has left %s already; '
-                             'repeated request ignored', instance_uuid,
-                             self.host)
-                    return
-                self.db.instance_update(instance_uuid, task_state='migrating')
-                self._notify(context, 'compute.instance.migrate.start',
-                             payload)
-                try:
-                    with instance_jobs.monitor():
-                        task_id = self.driver.migrate(instance_uuid, dest)
-                    self._task(instance_uuid, 'migrate', task_id,
-                               on_poll=follow_phase).wait()
-                finally:
-                    if instance_jobs.interruptible:
-                        instance_jobs.leave_interruptible()
-        except (exception.NovaLiteException, messaging.MessagingException,
-                OSError) as exc:
-            self._fail(context, instance_uuid, 'migrate', exc)
-            return
-        # The job state is kept (not forgotten): a greenthread may still hold
-        # its monitor lock, and a new lock would let two commands overlap.
-        self.db.instance_update(instance_uuid, host=dest, task_state=None)
-        self.compute_rpcapi.adopt_migrated(context, dest, instance_uuid,
-                                           instance['power_state'])
-        self._notify(context, 'compute.instance.migrate.end', payload)
+        with instance_jobs.async_job_held(jobs.MIGRATION_OUT,
+                                          mask={jobs.QUERY}):
+            try:
+                with instance_jobs.monitor():
+                    task_id = self.driver.migrate(instance_uuid, dest)
+                self._task(instance_jobs, 'migrate', task_id,
+                           on_poll=follow_phase).wait()
+            finally:
+                if instance_jobs.interruptible:
+                    instance_jobs.leave_interruptible()
+            self.db.instance_update(instance_uuid, host=dest, task_state=None)
 
     def adopt_migrated(self, context, instance_uuid, power_state):
         """Cast (to the destination): take over a migrated instance."""
-        self.jobs[instance_uuid].run(jobs.MODIFY, self.driver.adopt,
-                                     instance_uuid, power_state)
+        self.jobs.run(instance_uuid, jobs.MODIFY, self.driver.adopt,
+                      instance_uuid, power_state)
 
     # -- RPC API: calls ------------------------------------------------
 
@@ -260,8 +290,8 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
         """Call: monitor statistics; a QUERY job, so it is served during a
         migration only while the migration converges."""
         self._get_own_instance(instance_uuid)
-        instance_jobs = self.jobs[instance_uuid]
-        with instance_jobs.job(jobs.QUERY):
+        with self.jobs.held(instance_uuid) as instance_jobs, \
+                instance_jobs.job(jobs.QUERY):
             during = instance_jobs.async_job
             with instance_jobs.monitor():
                 stats = self.driver.get_stats(instance_uuid)

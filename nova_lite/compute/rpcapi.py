@@ -9,6 +9,9 @@ class ComputeRPCAPI(rpc.RPCAPIBase):
     1.0 - Initial version: spawn(instance_uuid), get_info(instance_uuid).
     1.1 - Add reboot, destroy, migrate(dest), adopt_migrated, get_stats,
           block_job_start, block_job_info, block_job_abort(flags).
+    1.2 - spawn, reboot, destroy and migrate take the conductor's work_id:
+          the host carries out each work once, and only the instance's
+          newest.
     """
 
     TOPIC = 'compute'
@@ -17,26 +20,36 @@ class ComputeRPCAPI(rpc.RPCAPIBase):
         self._require(method, version, server=host).cast(ctxt, method,
                                                          **kwargs)
 
+    def _cast_work(self, ctxt, host, method, version, work_id, **kwargs):
+        """Cast ``method`` with ``work_id`` where the host takes it (1.2);
+        an older host gets the request without it."""
+        if work_id is not None and self.can_send_version('1.2'):
+            version, kwargs['work_id'] = '1.2', work_id
+        self._cast(ctxt, host, method, version, **kwargs)
+
     def _call(self, ctxt, host, method, version, timeout=None, **kwargs):
         return self._require(method, version, server=host,
                              timeout=timeout).call(ctxt, method, **kwargs)
 
-    def spawn(self, ctxt, host, instance_uuid):
+    def spawn(self, ctxt, host, instance_uuid, work_id=None):
         """Cast: boot ``instance_uuid`` on ``host``."""
-        self._cast(ctxt, host, 'spawn', '1.0', instance_uuid=instance_uuid)
+        self._cast_work(ctxt, host, 'spawn', '1.0', work_id,
+                        instance_uuid=instance_uuid)
 
-    def reboot(self, ctxt, host, instance_uuid):
+    def reboot(self, ctxt, host, instance_uuid, work_id=None):
         """Cast: reboot the instance."""
-        self._cast(ctxt, host, 'reboot', '1.1', instance_uuid=instance_uuid)
+        self._cast_work(ctxt, host, 'reboot', '1.1', work_id,
+                        instance_uuid=instance_uuid)
 
-    def destroy(self, ctxt, host, instance_uuid):
+    def destroy(self, ctxt, host, instance_uuid, work_id=None):
         """Cast: destroy the instance."""
-        self._cast(ctxt, host, 'destroy', '1.1', instance_uuid=instance_uuid)
+        self._cast_work(ctxt, host, 'destroy', '1.1', work_id,
+                        instance_uuid=instance_uuid)
 
-    def migrate(self, ctxt, host, instance_uuid, dest):
+    def migrate(self, ctxt, host, instance_uuid, dest, work_id=None):
         """Cast: live-migrate the instance from ``host`` to ``dest``."""
-        self._cast(ctxt, host, 'migrate', '1.1', instance_uuid=instance_uuid,
-                   dest=dest)
+        self._cast_work(ctxt, host, 'migrate', '1.1', work_id,
+                        instance_uuid=instance_uuid, dest=dest)
 
     def adopt_migrated(self, ctxt, host, instance_uuid, power_state):
         """Cast: ``host`` takes over an instance migrated to it."""

@@ -4,8 +4,11 @@ Guarding.  An action on an existing instance (reboot, destroy, migrate) is a
 *call*: the conductor claims the instance's ``task_state`` in one UPDATE
 that succeeds only if no other action holds it (Nova's
 ``expected_task_state``), so of two concurrent requests exactly one is
-accepted and the other gets ``InstanceActionInProgress``.  The compute host
-clears ``task_state`` when the operation ends.
+accepted and the other gets ``InstanceActionInProgress``.  A build claims
+its instance by creating it (``scheduling``), in the same transaction as its
+work: a repeated build of one uuid is ignored.  The compute host swaps the
+pending task_state for its running one and clears it when the operation
+ends (``nova_lite.compute.task_states``).
 
 Takeover.  Every action is recorded in ``conductor_work`` with the step it
 has reached, in the same transaction that claims the instance::
@@ -20,14 +23,17 @@ on from its step; at start-up it also resumes its own unfinished work (a
 restart with the same ``host``).  A conductor whose work was taken over
 while it was only slow finds out at its next step (``WorkTakenOver``) and
 stops.  At ``casting``, the work is re-sent only if the instance still shows
-the conductor's task_state (the compute host has not started it); the
-compute manager ignores a request it has already carried out.
+the conductor's task_state (the compute host has not started it).  Every
+cast carries the work's id, and the compute host carries out a work only
+by swapping that pending task_state, and only while it is the instance's
+newest work: a re-send that crosses the original runs once.
 """
 
 import oslo_messaging as messaging
 from oslo_log import log as logging
 
 from nova_lite.compute import rpcapi as compute_rpcapi
+from nova_lite.compute import task_states
 from nova_lite import exception
 from nova_lite import manager
 from nova_lite.scheduler import rpcapi as scheduler_rpcapi
@@ -38,13 +44,12 @@ LOG = logging.getLogger(__name__)
 BINARY = 'nova-lite-conductor'
 
 # action -> (task_state the conductor sets, vm_states it may start from).
-# The compute host sets its own running state (e.g. "rebooting") on start.
+# The compute host swaps it for its running state (e.g. "rebooting").
 GUARDED_ACTIONS = {
-    'reboot': ('reboot_pending', ('active',)),
-    'destroy': ('destroy_pending', ('active', 'error')),
-    'migrate': ('migrate_pending', ('active',)),
-}
-BUILD_TASK_STATE = 'scheduling'
+    action: (task_states.pending(action),
+             task_states.allowed_vm_states(action))
+    for action in ('reboot', 'destroy', 'migrate')}
+BUILD_TASK_STATE = task_states.SCHEDULING
 
 # Seconds between purges of finished work records (at most; a shorter
 # retention purges as often as it is long).
@@ -94,10 +99,19 @@ class ConductorManager(manager.Manager):
         """Cast: create, schedule and spawn ``instance_uuid``.
 
         A scheduling failure leaves the instance in ERROR with the reason,
-        so the cast's outcome can be read from the instances table.
+        so the cast's outcome can be read from the instances table.  The
+        instance and the work are created together: a repeated request
+        (a retrying client, a re-delivered message) finds the uuid taken
+        and is ignored.
         """
-        work = self.db.work_create(instance_uuid, 'build', 'scheduling',
-                                   self.host)
+        try:
+            work = self.db.instance_create_with_work(
+                instance_uuid, 'build', 'scheduling', self.host,
+                task_state=BUILD_TASK_STATE)
+        except exception.InstanceExists:
+            LOG.warning('build_instance: instance %s exists already; '
+                        'repeated request ignored', instance_uuid)
+            return
         self._run(context, work)
 
     @messaging.expected_exceptions(exception.InstanceNotFound,
@@ -115,9 +129,16 @@ class ConductorManager(manager.Manager):
     @messaging.expected_exceptions(exception.InstanceNotFound,
                                    exception.InvalidState,
                                    exception.NoValidHost,
-                                   exception.InvalidInput)
+                                   exception.InvalidInput,
+                                   exception.ComputeHostNotFound,
+                                   exception.ComputeServiceUnavailable)
     def migrate_instance(self, context, instance_uuid, dest=None):
-        """Call: live-migrate to ``dest``, or to a host the scheduler picks."""
+        """Call: live-migrate to ``dest``, or to a host the scheduler picks.
+
+        ``dest`` must be a compute service that is up and enabled, else
+        ``ComputeHostNotFound`` or ``ComputeServiceUnavailable``, and the
+        instance is left as it was.
+        """
         instance = self.db.instance_get(instance_uuid)
         if dest is None:
             dest = self.scheduler_rpcapi.select_host(
@@ -125,8 +146,23 @@ class ConductorManager(manager.Manager):
         elif dest == instance['host']:
             raise exception.InvalidInput(
                 reason='instance %s is already on %s' % (instance_uuid, dest))
+        else:
+            self._check_destination(dest)
         return self._start_guarded(context, instance_uuid, 'migrate',
                                    dest=dest)
+
+    def _check_destination(self, dest):
+        services = [svc for svc in self.db.service_get_all(topic='compute')
+                    if svc['host'] == dest]
+        if not services:
+            raise exception.ComputeHostNotFound(host=dest)
+        if all(svc['disabled'] for svc in services):
+            raise exception.ComputeServiceUnavailable(host=dest,
+                                                      reason='disabled')
+        if not any(servicegroup.is_up(svc, self.conf.service_down_time)
+                   for svc in services if not svc['disabled']):
+            raise exception.ComputeServiceUnavailable(host=dest,
+                                                      reason='down')
 
     def _start_guarded(self, context, instance_uuid, action, dest=None):
         task_state, vm_states = GUARDED_ACTIONS[action]
@@ -168,11 +204,7 @@ class ConductorManager(manager.Manager):
     def _schedule(self, context, work):
         """build's first step: the row, a host; None if it cannot go on."""
         instance_uuid = work['instance_uuid']
-        try:
-            self.db.instance_create(instance_uuid, vm_state='building',
-                                    task_state=BUILD_TASK_STATE)
-        except exception.InstanceExists:
-            pass   # created before a takeover
+        # The instance was created with the work (build_instance).
         try:
             host = self.scheduler_rpcapi.select_host(context)
         except _SCHEDULING_ERRORS as exc:
@@ -195,13 +227,14 @@ class ConductorManager(manager.Manager):
             LOG.info('%s of instance %s: the compute host has it already',
                      action, instance_uuid)
         elif action == 'build':
-            self.compute_rpcapi.spawn(context, work['host'], instance_uuid)
+            self.compute_rpcapi.spawn(context, work['host'], instance_uuid,
+                                      work_id=work['id'])
         elif action == 'migrate':
             self.compute_rpcapi.migrate(context, work['host'], instance_uuid,
-                                        work['dest'])
+                                        work['dest'], work_id=work['id'])
         else:
-            getattr(self.compute_rpcapi, action)(context, work['host'],
-                                                 instance_uuid)
+            getattr(self.compute_rpcapi, action)(
+                context, work['host'], instance_uuid, work_id=work['id'])
         self.db.work_update(work, step='done', finished=True)
 
     def _task_state(self, instance_uuid):

@@ -23,6 +23,10 @@ _RESULT_POWER = {'spawn': 'running', 'reboot': 'running', 'destroy': None,
 
 DISKS = ('vda', 'vdb')
 
+# Seconds a finished task stays pollable, as a hypervisor keeps a finished
+# task's result for a while; it is dropped at a later task start.
+FINISHED_TASK_RETENTION = 60.0
+
 
 class FakeDriver(driver.ComputeDriver):
     emits_events = True
@@ -39,7 +43,8 @@ class FakeDriver(driver.ComputeDriver):
         self._ids = itertools.count(1)
         self._callback = None
         self.instances = {}        # uuid -> {'state': power state}
-        self.tasks = {}            # task id -> dict
+        self.tasks = {}            # task id -> dict, pruned (see above)
+        self.task_retention = FINISHED_TASK_RETENTION
         self.block_jobs = {}       # (uuid, disk) -> dict
         self._failures = {}        # (uuid, operation) -> message
         self._in_monitor = {}      # uuid -> calls inside now
@@ -70,6 +75,8 @@ class FakeDriver(driver.ComputeDriver):
             if instance_uuid is not None:
                 with self._lock:
                     self._in_monitor[instance_uuid] -= 1
+                    if not self._in_monitor[instance_uuid]:
+                        del self._in_monitor[instance_uuid]
 
     def inject_failure(self, instance_uuid, operation, message):
         """Make the next ``operation`` on the instance fail with ``message``."""
@@ -106,10 +113,18 @@ class FakeDriver(driver.ComputeDriver):
                     started=time.monotonic(),
                     duration=self._operation_seconds, error=None, **extra)
         with self._lock:
+            self._prune_tasks()
             self.tasks[task_id] = task
         task['timer'] = self._timer(task['duration'], self._finish_task,
                                     task_id)
         return task_id
+
+    def _prune_tasks(self):
+        """Drop tasks finished over ``task_retention`` ago (lock held)."""
+        cutoff = time.monotonic() - self.task_retention
+        for task_id in [task_id for task_id, task in self.tasks.items()
+                        if task.get('finished', cutoff) < cutoff]:
+            del self.tasks[task_id]
 
     def _finish_task(self, task_id):
         with self._lock:
@@ -123,6 +138,7 @@ class FakeDriver(driver.ComputeDriver):
             else:
                 task['state'] = driver.TASK_SUCCESS
                 self._apply(task)
+            task['finished'] = time.monotonic()
         self._emit({'type': 'task', 'task_id': task_id,
                     'state': task['state']})
 
@@ -184,6 +200,7 @@ class FakeDriver(driver.ComputeDriver):
             if task is None or task['state'] != driver.TASK_RUNNING:
                 return
             task['state'] = driver.TASK_CANCELLED
+            task['finished'] = time.monotonic()
             task['timer'].cancel()
         self._call(task['instance_uuid'])
         self._emit({'type': 'task', 'task_id': task_id,

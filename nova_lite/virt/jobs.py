@@ -200,18 +200,69 @@ class InstanceJobs:
 
 
 class JobControl:
-    """``InstanceJobs`` by instance uuid, created on first use."""
+    """``InstanceJobs`` by instance uuid.
+
+    Code that runs jobs holds an instance's state for as long as it uses it
+    (``held``); ``forget`` (the instance was destroyed or has left this
+    host) drops the state once nobody holds it.  Dropping it earlier would
+    let a newcomer get a fresh state, with a second monitor lock, beside a
+    greenthread still using the old one: two commands could overlap.
+    """
 
     def __init__(self, acquire_timeout):
         self.acquire_timeout = acquire_timeout
         self._instances = {}
+        self._holders = collections.Counter()
+        self._forgotten = set()
+        self._lock = threading.Lock()
 
     def __getitem__(self, instance_uuid):
+        """The state, created if new, for inspection: it is not held."""
+        with self._lock:
+            return self._get(instance_uuid)
+
+    def __contains__(self, instance_uuid):
+        return instance_uuid in self._instances
+
+    def __len__(self):
+        return len(self._instances)
+
+    def _get(self, instance_uuid):
         jobs = self._instances.get(instance_uuid)
         if jobs is None:
             jobs = self._instances[instance_uuid] = InstanceJobs(
                 instance_uuid, self.acquire_timeout)
         return jobs
 
+    @contextlib.contextmanager
+    def held(self, instance_uuid):
+        """The instance's state, kept (never forgotten) for the block."""
+        with self._lock:
+            jobs = self._get(instance_uuid)
+            self._holders[instance_uuid] += 1
+        try:
+            yield jobs
+        finally:
+            with self._lock:
+                self._holders[instance_uuid] -= 1
+                if not self._holders[instance_uuid]:
+                    del self._holders[instance_uuid]
+                    if instance_uuid in self._forgotten:
+                        self._drop(instance_uuid)
+
+    def run(self, instance_uuid, job_type, func, *args, **kwargs):
+        """``InstanceJobs.run`` on the instance's state, held meanwhile."""
+        with self.held(instance_uuid) as jobs:
+            return jobs.run(job_type, func, *args, **kwargs)
+
     def forget(self, instance_uuid):
+        """Drop the instance's state now, or when its last holder ends."""
+        with self._lock:
+            if self._holders.get(instance_uuid):
+                self._forgotten.add(instance_uuid)
+            else:
+                self._drop(instance_uuid)
+
+    def _drop(self, instance_uuid):
+        self._forgotten.discard(instance_uuid)
         self._instances.pop(instance_uuid, None)

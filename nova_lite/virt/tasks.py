@@ -71,19 +71,27 @@ class Task:
             self._event.set()
 
     def wait(self):
+        """Wait for the task to end; its last poll result.
+
+        However the wait ends short of the task's end (timeout, a failed
+        poll, the greenthread killed), the task is cancelled on the
+        hypervisor: nothing is left running that nobody waits for.
+        """
         deadline = (time.monotonic() + self.timeout) if self.timeout else None
+        ended = False
         try:
             while True:
                 status = self._poll()
+                if status['state'] in virt_driver.TASK_DONE:
+                    ended = True
                 if self._on_poll is not None:
                     self._on_poll(status)
-                if status['state'] in virt_driver.TASK_DONE:
+                if ended:
                     return self._result(status)
                 wait = self.poll_interval
                 if deadline is not None:
                     wait = min(wait, deadline - time.monotonic())
                     if wait <= 0:
-                        self.driver.cancel_task(self.task_id)
                         raise exception.TaskTimeout(
                             operation=self.operation,
                             instance_uuid=self.instance_uuid,
@@ -94,6 +102,21 @@ class Task:
                     concurrency.sleep(wait)
         finally:
             self._events.forget(self.task_id)
+            if not ended:
+                self._cancel_abandoned()
+
+    def _cancel_abandoned(self):
+        LOG.warning('Cancelling %s task %s of instance %s: its wait ended '
+                    'before it did', self.operation, self.task_id,
+                    self.instance_uuid)
+        try:
+            if self._monitor is None:
+                self.driver.cancel_task(self.task_id)
+            else:
+                with self._monitor():
+                    self.driver.cancel_task(self.task_id)
+        except Exception:  # noqa: BLE001 - the original error matters more
+            LOG.exception('Cannot cancel task %s', self.task_id)
 
     def _result(self, status):
         if status['state'] == virt_driver.TASK_SUCCESS:

@@ -39,6 +39,13 @@ def _active_instance(conf, db, ctxt):
     return instance_uuid
 
 
+def _build_work(db, instance_uuid, conductor_host):
+    """A build as build_instance records it, left at its first step."""
+    return db.instance_create_with_work(instance_uuid, 'build', 'scheduling',
+                                        conductor_host,
+                                        task_state='scheduling')
+
+
 def _settled(db, instance_uuid):
     return db.instance_get(instance_uuid)['task_state'] is None
 
@@ -153,7 +160,7 @@ def test_guard_and_record_are_one_transaction(db):
 def test_takeover_finishes_a_dead_conductors_build(factory, conf, db, ctxt):
     # Left at its first step by conductor c-dead, which never heartbeats.
     instance_uuid = str(uuid.uuid4())
-    work = db.work_create(instance_uuid, 'build', 'scheduling', 'c-dead')
+    work = _build_work(db, instance_uuid, 'c-dead')
     factory.start_service('scheduler', host='s1')
     compute = factory.start_service('compute', host='h1')
     spawned = waiters.CastWaiter(compute.manager, 'spawn')
@@ -207,7 +214,7 @@ def test_live_conductors_work_is_left_alone(factory, conf, db, ctxt):
 def test_a_restarted_conductor_resumes_its_own_work(factory, conf, db,
                                                     ctxt):
     instance_uuid = str(uuid.uuid4())
-    work = db.work_create(instance_uuid, 'build', 'scheduling', 'c1')
+    work = _build_work(db, instance_uuid, 'c1')
     factory.start_service('scheduler', host='s1')
     factory.start_service('compute', host='h1')
 

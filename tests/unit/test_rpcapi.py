@@ -56,7 +56,10 @@ def test_cast_and_call_chain(factory, db, conf, ctxt):
     spawned = waiters.CastWaiter(compute.manager, 'spawn')
     instance_uuid = str(uuid.uuid4())
     conductor_rpcapi.ConductorRPCAPI(conf).build_instance(ctxt, instance_uuid)
-    assert spawned.wait(timeout=10) == {'instance_uuid': instance_uuid}
+    spawn_kwargs = spawned.wait(timeout=10)
+    [work] = db.work_get_all(instance_uuid=instance_uuid)
+    assert spawn_kwargs == {'instance_uuid': instance_uuid,
+                            'work_id': work['id']}
     info = compute_rpcapi.ComputeRPCAPI(conf).get_info(ctxt, 'h1',
                                                         instance_uuid)
     assert info['state'] == 'running'
