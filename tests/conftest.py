@@ -8,6 +8,21 @@ from nova_lite.db import api as db_api
 from nova_lite.db import migration
 from nova_lite.testing import fixtures as nl_fixtures
 from nova_lite.testing import services as nl_services
+from nova_lite.testing import watchdog
+
+# No test takes this long; one that does is stuck (see watchdog).
+TEST_WATCHDOG_SECONDS = 600
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    capture = item.config.pluginmanager.getplugin('capturemanager')
+    watchdog.arm(TEST_WATCHDOG_SECONDS, item.nodeid,
+                 capture.suspend_global_capture if capture else None)
+    try:
+        yield
+    finally:
+        watchdog.disarm()
 
 
 @pytest.fixture
