@@ -162,3 +162,14 @@ class ComputeHostNotFound(NovaLiteException):
 class ComputeServiceUnavailable(NovaLiteException):
     msg_fmt = ('Compute service of host %(host)s is unavailable: it is '
                '%(reason)s')
+
+
+class DBSchemaMissing(NovaLiteException):
+    msg_fmt = ('The database %(url)s has no schema; run `nova-lite-manage '
+               'db sync`')
+
+
+class DBSchemaMismatch(DBSchemaMissing):
+    msg_fmt = ('The database %(url)s is at schema revision %(revision)s, '
+               'this nova_lite needs %(head)s; run `nova-lite-manage db '
+               'sync`')

@@ -65,28 +65,34 @@ def setup(prog, argv=None):
 
 
 @contextlib.contextmanager
-def exit_on_error(prog):
+def exit_on_error(prog, log=True):
     """Turn a nova_lite error into one line on stderr and an exit code.
 
-    A configuration error exits 2 (bad usage), anything else 1.
+    A configuration error exits 2 (bad usage), anything else 1.  ``log``
+    also logs it: a daemon's log should say why it stopped; a tool without
+    a log file of its own (oslo.log's start-up handler writes to stderr)
+    would print the line twice.
     """
     try:
         yield
     except exception.NovaLiteException as exc:
-        LOG.error('%s', exc)
+        if log:
+            LOG.error('%s', exc)
         print('%s: error: %s' % (prog, exc), file=sys.stderr)
         sys.exit(config.EXIT_USAGE
                  if isinstance(exc, exception.ConfigError) else 1)
 
 
 def serve(services):
-    """Check the DB answers, then run ``services`` until SIGTERM/SIGINT.
+    """Check the DB answers and has this code's schema, then run
+    ``services`` until SIGTERM/SIGINT.
 
     Exit status 0 after a graceful stop, 1 when a handler or a periodic
     task was still running at the end of ``graceful_shutdown_timeout``.
     """
     try:
         services[0].db.connect()
+        services[0].db.check_schema()
         clean = service.serve(services)
     finally:
         rpc.cleanup()

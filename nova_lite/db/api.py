@@ -7,6 +7,12 @@ No call blocks the hub: every public method of ``API`` runs through
 ``concurrency.call_blocking_io`` (under eventlet, in one native thread while
 the hub runs on; under threading, in the calling thread).  SQLite waiting
 out another process's lock, or a slow PostgreSQL, delays only the DB calls.
+
+The same queries run on SQLite, PostgreSQL and MySQL/MariaDB (no
+``UPDATE ... RETURNING``, which MySQL lacks).  A transaction that the
+database picked as a deadlock victim is retried whole (oslo.db's
+``wrap_db_retry``); a missing schema or an unreachable database is raised
+as a named error, with the password masked.
 """
 
 import datetime
@@ -14,12 +20,15 @@ import functools
 import time
 
 import sqlalchemy as sa
+from oslo_db import api as oslo_db_api
 from oslo_log import log as logging
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import orm
 
 from nova_lite import concurrency
+from nova_lite.db import migration
 from nova_lite.db import models
+from nova_lite.db import reports
 from nova_lite import exception
 from nova_lite import utils
 
@@ -37,10 +46,49 @@ INSTANCE_FIELDS = ('uuid', 'host', 'vm_state', 'task_state', 'power_state',
 WORK_FIELDS = ('id', 'instance_uuid', 'action', 'step', 'host', 'dest',
                'conductor_host', 'takeovers', 'finished_at', 'created_at',
                'updated_at')
+# The vm_state of a destroyed instance: no load on its host, and purged
+# after a while.
+DELETED = 'deleted'
+
+# Driver error codes: PostgreSQL's SQLSTATE, MySQL/MariaDB's errno.
+# A deadlock victim (deadlock_detected, serialization_failure;
+# ER_LOCK_DEADLOCK): its transaction was rolled back and can run again.
+_DEADLOCK_CODES = frozenset(('40P01', '40001', 1213))
+# No such table or column (undefined_table, undefined_column;
+# ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR): no schema, or an older one.
+_UNDEFINED_CODES = frozenset(('42P01', '42703', 1146, 1054))
+_SQLITE_UNDEFINED = ('no such table', 'no such column', 'has no column named')
 
 
 def _as_dict(row, fields):
     return {name: getattr(row, name) for name in fields}
+
+
+def _driver_codes(exc):
+    """The driver's codes for a DBAPIError: SQLSTATE (psycopg, PyMySQL
+    1.1+) and errno (MySQL drivers)."""
+    orig = exc.orig
+    codes = {getattr(orig, 'sqlstate', None), getattr(orig, 'pgcode', None)}
+    if orig.args and isinstance(orig.args[0], int):
+        codes.add(orig.args[0])
+    return codes
+
+
+def _is_deadlock(exc):
+    return (isinstance(exc, sa_exc.DBAPIError)
+            and bool(_driver_codes(exc) & _DEADLOCK_CODES))
+
+
+def _is_undefined(exc):
+    if _driver_codes(exc) & _UNDEFINED_CODES:
+        return True
+    return (exc.orig.__class__.__module__.startswith('sqlite3')
+            and any(text in str(exc.orig) for text in _SQLITE_UNDEFINED))
+
+
+def _reason(exc):
+    """The first line of a DB error, password masked."""
+    return utils.mask_url(str(exc).splitlines()[0])
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
@@ -52,10 +100,24 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.close()
 
 
+def _mysql_sql_mode(dbapi_connection, _record):
+    # An error, not a silently truncated or zeroed value (oslo.db's
+    # default for OpenStack services too).
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION sql_mode = 'TRADITIONAL'")
+    cursor.close()
+
+
 def create_engine(url):
-    engine = sa.create_engine(url, future=True)
-    if engine.dialect.name == 'sqlite':
+    if sa.engine.make_url(url).get_backend_name() == 'sqlite':
+        engine = sa.create_engine(url)
         sa.event.listen(engine, 'connect', _sqlite_pragmas)
+        return engine
+    # A pooled connection the server has closed meanwhile (MariaDB's
+    # wait_timeout, a restart) is replaced rather than handed out.
+    engine = sa.create_engine(url, pool_pre_ping=True, pool_recycle=3600)
+    if engine.dialect.name in ('mysql', 'mariadb'):
+        sa.event.listen(engine, 'connect', _mysql_sql_mode)
     return engine
 
 
@@ -89,12 +151,31 @@ def _update_if_still_owned(work):
                    models.ConductorWork.finished_at.is_(None)))
 
 
+# Retries wait in the caller (a greenthread under eventlet), not in the I/O
+# thread that every other DB call of the process needs.
+_retry_deadlock_victims = oslo_db_api.wrap_db_retry(
+    max_retries=5, retry_interval=0.05, max_retry_interval=1, jitter=True,
+    exception_checker=_is_deadlock)
+
+
 def _off_the_hub(cls):
-    """Route every public method of ``cls`` through call_blocking_io."""
+    """Route every public method of ``cls`` through call_blocking_io, retry
+    deadlock victims, and name the errors an operator can fix."""
     def wrap(func):
+        def named_errors(self, *args, **kwargs):
+            try:
+                return func(self, *args, **kwargs)
+            except sa_exc.DBAPIError as exc:
+                named = self._named_error(exc)
+                if named is None:
+                    raise
+                raise named from exc
+
+        @_retry_deadlock_victims
         @functools.wraps(func)
         def call(*args, **kwargs):
-            return concurrency.call_blocking_io(func, *args, **kwargs)
+            return concurrency.call_blocking_io(named_errors, *args,
+                                                **kwargs)
         return call
 
     for name, value in list(vars(cls).items()):
@@ -125,18 +206,34 @@ class API:
     def _session(self):
         return orm.Session(self.engine, expire_on_commit=False)
 
+    def _named_error(self, exc):
+        """``DBSchemaMissing``/``DBSchemaMismatch`` for a missing table or
+        column, ``DBConnectionError`` for a failed connection; None for
+        any other DB error."""
+        if _is_undefined(exc):
+            try:
+                migration.check_schema(self)
+            except exception.DBSchemaMissing as schema_error:
+                return schema_error
+            return None
+        if exc.statement is None or exc.connection_invalidated:
+            return exception.DBConnectionError(url=utils.mask_url(self.url),
+                                               reason=_reason(exc))
+        return None
+
     def _rows(self, query, fields):
         """Run a SELECT of whole rows; the rows as dicts of ``fields``."""
         with self._session() as session:
             return [_as_dict(row, fields) for row in session.scalars(query)]
 
-    def _delete_older_than(self, column, seconds):
-        """Delete the rows whose ``column`` is over ``seconds`` old; how
-        many."""
+    def _delete_older_than(self, column, seconds, *where):
+        """Delete the rows whose ``column`` is over ``seconds`` old (and
+        that match ``where``); how many."""
         cutoff = models.utcnow() - datetime.timedelta(seconds=seconds)
         with self._session() as session, session.begin():
             return session.execute(
-                sa.delete(column.class_).where(column < cutoff)).rowcount
+                sa.delete(column.class_).where(column < cutoff, *where)
+            ).rowcount
 
     def connect(self):
         """Check the database answers, retrying per ``[database]`` options.
@@ -151,7 +248,7 @@ class API:
                     conn.execute(sa.text('SELECT 1'))
                 return
             except sa_exc.SQLAlchemyError as exc:
-                reason = utils.mask_url(str(exc).splitlines()[0])
+                reason = _reason(exc)
                 if attempt == attempts:
                     raise exception.DBConnectionError(
                         url=utils.mask_url(self.url), reason=reason)
@@ -160,6 +257,11 @@ class API:
                             attempt, attempts - 1,
                             self.conf.database.connect_retry_interval)
                 time.sleep(self.conf.database.connect_retry_interval)
+
+    def check_schema(self):
+        """The schema revision; ``DBSchemaMissing`` before ``db sync``,
+        ``DBSchemaMismatch`` when the schema is older than this code."""
+        return migration.check_schema(self)
 
     def dispose(self):
         if self._engine is not None:
@@ -188,17 +290,20 @@ class API:
         """Record a heartbeat; returns the new report_count."""
         now = models.utcnow()
         with self._session() as session, session.begin():
-            result = session.execute(
+            # Not UPDATE ... RETURNING, which MySQL and MariaDB lack: the
+            # UPDATE keeps the row locked until commit, so the count read
+            # back is this heartbeat's.
+            updated = session.execute(
                 sa.update(models.Service)
                 .where(models.Service.id == service_id)
                 .values(report_count=models.Service.report_count + 1,
-                        last_seen_up=now, updated_at=now)
-                .returning(models.Service.report_count))
-            count = result.scalar_one_or_none()
-        if count is None:
-            raise exception.ServiceNotFound(host='?', binary='id %s' %
-                                            service_id)
-        return count
+                        last_seen_up=now, updated_at=now)).rowcount
+            if updated != 1:
+                raise exception.ServiceNotFound(host='?', binary='id %s' %
+                                                service_id)
+            return session.scalar(
+                sa.select(models.Service.report_count)
+                .where(models.Service.id == service_id))
 
     def service_get_all(self, binary=None, topic=None):
         query = sa.select(models.Service).order_by(models.Service.id)
@@ -267,11 +372,21 @@ class API:
         return self._rows(query, INSTANCE_FIELDS)
 
     def instance_count_by_host(self):
+        """``{host: instances}``, the scheduler's load: a deleted instance
+        is none."""
         query = (sa.select(models.Instance.host, sa.func.count())
-                 .where(models.Instance.host.is_not(None))
+                 .where(models.Instance.host.is_not(None),
+                        models.Instance.vm_state != DELETED)
                  .group_by(models.Instance.host))
         with self._session() as session:
             return dict(session.execute(query).all())
+
+    def instance_purge_deleted(self, older_than_seconds):
+        """Delete the instances deleted longer ago than that (their last
+        update); returns how many."""
+        return self._delete_older_than(models.Instance.updated_at,
+                                       older_than_seconds,
+                                       models.Instance.vm_state == DELETED)
 
     def instance_begin_action(self, uuid, action, task_state,
                               allowed_vm_states):
@@ -453,6 +568,14 @@ class API:
                  .where(models.InflightSample.created_at >= cutoff)
                  .order_by(models.InflightSample.id))
         return self._rows(query, ('created_at',) + SAMPLE_FIELDS)
+
+    def inflight_report(self, seconds, phases, percentiles):
+        """Per service over the last ``seconds``, aggregated by the
+        database (see ``nova_lite.db.reports``); sorted dicts."""
+        cutoff = models.utcnow() - datetime.timedelta(seconds=seconds)
+        with self._session() as session:
+            return reports.inflight_report(session, cutoff, phases,
+                                           percentiles)
 
     def inflight_samples_purge(self, older_than_seconds):
         """Delete samples older than the retention; returns how many."""

@@ -5,8 +5,10 @@ import os
 from alembic import command
 from alembic import config as alembic_config
 from alembic import migration as alembic_migration
+from alembic import script as alembic_script
 from oslo_log import log as logging
 
+from nova_lite import exception
 from nova_lite import utils
 
 LOG = logging.getLogger(__name__)
@@ -43,3 +45,32 @@ def db_version(db_api):
     with db_api.engine.connect() as connection:
         return alembic_migration.MigrationContext.configure(
             connection).get_current_revision()
+
+
+def _scripts():
+    return alembic_script.ScriptDirectory.from_config(_alembic_config(None))
+
+
+def db_head():
+    """The newest revision this code knows."""
+    return _scripts().get_current_head()
+
+
+def check_schema(db_api):
+    """The schema revision, when it is this code's newest one.
+
+    Raises ``DBSchemaMissing`` before the first sync and
+    ``DBSchemaMismatch`` when the schema is older than this code's.  A
+    revision this code does not know (a newer schema) is let through: the
+    services of an older release keep running while their database is
+    upgraded, as in Nova.
+    """
+    current, head = db_version(db_api), db_head()
+    if current is None:
+        raise exception.DBSchemaMissing(url=utils.mask_url(db_api.url))
+    known = {script.revision for script in _scripts().walk_revisions()}
+    if current != head and current in known:
+        raise exception.DBSchemaMismatch(url=utils.mask_url(db_api.url),
+                                         revision=current, head=head)
+    return current
+

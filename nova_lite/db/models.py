@@ -5,7 +5,16 @@ a unit test checks that the two agree.
 import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy import orm
+
+# MySQL/MariaDB: DATETIME keeps whole seconds unless given a precision
+# (heartbeats and inflight sample windows need microseconds), and FLOAT is
+# single precision (PostgreSQL's and SQLite's are double).  Migration 005
+# brings older MySQL schemas to these.
+DateTime = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mysql',
+                                      'mariadb')
+Float = sa.Float().with_variant(mysql.DOUBLE(asdecimal=False), 'mysql', 'mariadb')
 
 
 def utcnow():
@@ -19,9 +28,9 @@ class Base(orm.DeclarativeBase):
 
 class TimestampMixin:
     created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
-        sa.DateTime, default=utcnow, nullable=False)
+        DateTime, default=utcnow, nullable=False)
     updated_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
-        sa.DateTime, onupdate=utcnow)
+        DateTime, onupdate=utcnow)
 
 
 class Service(TimestampMixin, Base):
@@ -43,7 +52,7 @@ class Service(TimestampMixin, Base):
         sa.String(255))
     # Written by every heartbeat; what up/down is judged on.
     last_seen_up: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
-        sa.DateTime)
+        DateTime)
 
 
 class Instance(TimestampMixin, Base):
@@ -80,7 +89,7 @@ class ConductorWork(TimestampMixin, Base):
     conductor_host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
     takeovers: orm.Mapped[int] = orm.mapped_column(default=0)
     finished_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
-        sa.DateTime)
+        DateTime)
 
 
 class InflightSample(Base):
@@ -92,17 +101,17 @@ class InflightSample(Base):
 
     id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
     created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
-        sa.DateTime, default=utcnow, nullable=False)
+        DateTime, default=utcnow, nullable=False)
     topic: orm.Mapped[str] = orm.mapped_column(sa.String(255))
     host: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
     binary: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
-    to_service: orm.Mapped[float | None] = orm.mapped_column(sa.Float)
-    in_service: orm.Mapped[float | None] = orm.mapped_column(sa.Float)
+    to_service: orm.Mapped[float | None] = orm.mapped_column(Float)
+    in_service: orm.Mapped[float | None] = orm.mapped_column(Float)
     greenthread_overhead: orm.Mapped[float | None] = orm.mapped_column(
-        sa.Float)
-    from_service: orm.Mapped[float | None] = orm.mapped_column(sa.Float)
-    total: orm.Mapped[float | None] = orm.mapped_column(sa.Float)
-    clock_offset: orm.Mapped[float | None] = orm.mapped_column(sa.Float)
+        Float)
+    from_service: orm.Mapped[float | None] = orm.mapped_column(Float)
+    total: orm.Mapped[float | None] = orm.mapped_column(Float)
+    clock_offset: orm.Mapped[float | None] = orm.mapped_column(Float)
     skew: orm.Mapped[bool] = orm.mapped_column(default=False)
     greenthreads: orm.Mapped[int | None] = orm.mapped_column()
     workers: orm.Mapped[int | None] = orm.mapped_column()

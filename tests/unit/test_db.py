@@ -1,15 +1,22 @@
 """Schema migrations, the DB API and liveness."""
 
 import datetime
+import os
+import subprocess
+import sys
 
 import pytest
 from alembic import autogenerate
 from alembic import migration as alembic_migration
+from sqlalchemy.dialects import mysql
+from sqlalchemy import exc as sa_exc
 
+from nova_lite import context
 from nova_lite.db import api as db_api
 from nova_lite.db import migration
 from nova_lite.db import models
 from nova_lite import exception
+from nova_lite.scheduler import manager as scheduler_manager
 from nova_lite import servicegroup
 
 
@@ -75,3 +82,130 @@ def test_missing_db_driver_is_named_error_with_masked_url(conf):
         db_api.API(conf).connect()
     assert 'topsecret' not in str(err.value)
     assert 'mysql+nosuchdriver://u:***@h/db' in str(err.value)
+
+
+def test_scheduler_does_not_count_deleted_instances(db, conf):
+    for host in ('h1', 'h2'):
+        db.service_register(host, 'nova-lite-compute', 'compute', '1.0')
+    for uuid in ('gone1', 'gone2'):
+        db.instance_create(uuid, host='h1', vm_state='deleted')
+    db.instance_create('live', host='h2', vm_state='active')
+    assert db.instance_count_by_host() == {'h2': 1}
+    scheduler = scheduler_manager.SchedulerManager(
+        conf=conf, host='s1', db=db, binary='nova-lite-scheduler')
+    assert scheduler.select_host(context.get_admin_context()) == 'h1'
+
+
+def _age(db, uuid, seconds):
+    """Make the instance's last update ``seconds`` old."""
+    db.instance_update(uuid, updated_at=models.utcnow() -
+                       datetime.timedelta(seconds=seconds))
+
+
+def test_deleted_instances_are_purged_after_the_retention(db):
+    for uuid, vm_state, age in (('old-deleted', 'deleted', 7200),
+                                ('new-deleted', 'deleted', 60),
+                                ('old-active', 'active', 7200),
+                                ('old-error', 'error', 7200)):
+        db.instance_create(uuid, host='h1', vm_state=vm_state)
+        _age(db, uuid, age)
+    assert db.instance_purge_deleted(3600) == 1
+    assert sorted(i['uuid'] for i in db.instance_get_all()) == [
+        'new-deleted', 'old-active', 'old-error']
+    assert db.instance_purge_deleted(3600) == 0
+
+
+def test_no_schema_is_a_named_error(conf):
+    api = db_api.API(conf)       # no db sync
+    with pytest.raises(exception.DBSchemaMissing) as err:
+        api.service_get_all()
+    assert 'nova-lite-manage db sync' in str(err.value)
+    with pytest.raises(exception.DBSchemaMissing):
+        api.check_schema()
+
+
+def test_older_schema_is_a_named_error(conf):
+    api = db_api.API(conf)
+    migration.db_sync(api, '003')      # before inflight workers/backend
+    with pytest.raises(exception.DBSchemaMismatch) as err:
+        api.check_schema()
+    assert 'revision 003' in str(err.value)
+    with pytest.raises(exception.DBSchemaMismatch):
+        api.inflight_samples_add([{'topic': 'compute', 'workers': 1}])
+    migration.db_sync(api)
+    assert api.check_schema() == migration.db_head()
+
+
+def test_daemon_refuses_to_start_before_db_sync(conf_fixture):
+    path = conf_fixture.write_config_file()
+    result = subprocess.run(
+        [sys.executable, '-m', 'nova_lite.cmd.scheduler', '--config-file',
+         path], capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, NOVA_LITE_CONCURRENCY_BACKEND=os.environ.get(
+            'NOVA_LITE_CONCURRENCY_BACKEND', 'eventlet')))
+    assert result.returncode == 1
+    assert 'Traceback' not in result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        'nova-lite-scheduler: error: The database %s has no schema; run '
+        '`nova-lite-manage db sync`' % conf_fixture.conf.database.connection]
+
+
+class _DriverError(Exception):
+    """A DBAPI error with PostgreSQL's SQLSTATE, as psycopg raises."""
+
+    def __init__(self, sqlstate):
+        super().__init__('simulated %s' % sqlstate)
+        self.sqlstate = sqlstate
+
+
+@db_api._off_the_hub
+class _Flaky:
+    """Fails with the given driver errors first, then answers."""
+
+    def __init__(self, *sqlstates):
+        self.errors = [sa_exc.OperationalError('UPDATE x', {}, _DriverError(s))
+                       for s in sqlstates]
+        self.calls = 0
+
+    def work(self):
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return 'done'
+
+    def _named_error(self, exc):
+        return None
+
+
+def test_deadlock_victim_transaction_is_retried():
+    flaky = _Flaky('40P01', '40P01')
+    assert flaky.work() == 'done'
+    assert flaky.calls == 3
+
+
+def test_other_db_errors_are_not_retried():
+    flaky = _Flaky('23505')          # unique_violation
+    with pytest.raises(sa_exc.OperationalError):
+        flaky.work()
+    assert flaky.calls == 1
+
+
+def test_heartbeat_needs_no_update_returning(db, monkeypatch):
+    """MySQL and MariaDB have no UPDATE ... RETURNING."""
+    row = db.service_register('h1', 'nova-lite-compute', 'compute', '1.0')
+    monkeypatch.setattr(db.engine.dialect, 'update_returning', False)
+    assert db.service_heartbeat(row['id']) == 1
+    assert db.service_heartbeat(row['id']) == 2
+    with pytest.raises(exception.ServiceNotFound):
+        db.service_heartbeat(row['id'] + 1)
+
+
+def test_timestamp_and_phase_types_are_precise_on_mysql():
+    """MySQL's plain DATETIME drops microseconds and its FLOAT is single
+    precision (the PostgreSQL and MariaDB runs check the real thing)."""
+    dialect = mysql.dialect()
+    sample = models.InflightSample.__table__
+    for column in (sample.c.created_at, models.Service.__table__.c.
+                   last_seen_up):
+        assert column.type.compile(dialect=dialect) == 'DATETIME(6)'
+    assert sample.c.total.type.compile(dialect=dialect) == 'DOUBLE'

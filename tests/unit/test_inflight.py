@@ -1,18 +1,21 @@
 """Inflight: phase arithmetic, stats, the endpoint, the round, the sinks."""
 
 import socket
+import uuid
 
 import pytest
 
 from nova_lite import baserpc
+from nova_lite.compute import rpcapi as compute_rpcapi
 from nova_lite import context
 from nova_lite import exception
-from nova_lite.cmd.manage import inflight as inflight_commands
 from nova_lite.inflight import manager as inflight_manager
 from nova_lite.inflight import probe
 from nova_lite.inflight import sinks
 from nova_lite.inflight import stats
 from nova_lite import concurrency
+from nova_lite.testing import managers
+from nova_lite.testing import waiters
 
 
 def _reply(received_at, replied_at, requested=0.5, actual=0.502):
@@ -71,16 +74,66 @@ def ctxt():
     return context.get_admin_context()
 
 
-def test_inflight_endpoint_reports_stamps(factory, conf, ctxt):
+def test_inflight_endpoint_reports_stamps(factory, db, conf, ctxt):
+    conf.set_override('operation_seconds', 30, group='fake_driver')
     factory.start_service('compute', host='h1')
+    client = baserpc.BaseRPCAPI(conf, 'compute')
+
+    def sample():
+        return probe.probe(client, ctxt, 'compute', host='h1', sleep=0.05,
+                           timeout=5)
+
+    idle = min((sample() for _ in range(2)), key=lambda s: s.greenthreads)
+    assert idle.answered, idle
+    assert idle.host == 'h1' and idle.binary == 'nova-lite-compute'
+    # The service's time includes the sleep and how late it woke up.
+    assert idle.in_service >= 50.0 + idle.greenthread_overhead - 1.0
+    assert idle.total >= idle.in_service
+    # N operations in flight: each holds a greenthread (or a thread) and an
+    # executor worker while it waits on its driver task.
+    in_flight = 8
+    for _ in range(in_flight):
+        compute_rpcapi.ComputeRPCAPI(conf).spawn(ctxt, 'h1',
+                                                 str(uuid.uuid4()))
+    waiters.wait_for(lambda: [i['task_state'] for i in db.instance_get_all()]
+                     == ['spawning'] * in_flight, timeout=10,
+                     what='%d spawns in flight' % in_flight)
+    loaded = sample()
+    assert loaded.greenthreads >= idle.greenthreads + in_flight, (idle,
+                                                                   loaded)
+    assert loaded.workers >= in_flight + 1, loaded
+
+
+def test_greenthread_overhead_is_how_long_the_sleeper_was_held_up(
+        factory, conf, ctxt, monkeypatch):
+    """A known block (300 ms of CPU without a yield) starts just after the
+    probe's 100 ms sleep does.  Under eventlet it blocks the hub, so the
+    sleeper wakes about 200 ms late; a native sleeper thread gets the GIL
+    back within a switch interval and is barely late."""
+    factory.start_service('compute', host='h1')
+    sleeping = concurrency.Event()
+    real_sleep = baserpc._timed_sleep
+
+    def signalling_sleep(seconds):
+        sleeping.set()
+        return real_sleep(seconds)
+
+    def block():
+        sleeping.wait(10)
+        managers.spin(300)
+
+    monkeypatch.setattr(baserpc, '_timed_sleep', signalling_sleep)
+    blocker = concurrency.spawn(block)
     sample = probe.probe(baserpc.BaseRPCAPI(conf, 'compute'), ctxt,
-                         'compute', host='h1', sleep=0.05, timeout=5)
+                         'compute', host='h1', sleep=0.1, timeout=5)
+    blocker.wait()
+
     assert sample.answered, sample
-    assert sample.host == 'h1' and sample.binary == 'nova-lite-compute'
-    assert sample.in_service >= 50.0
-    assert sample.greenthread_overhead >= 0.0
-    assert sample.total >= sample.in_service
-    assert sample.greenthreads >= 1
+    if concurrency.BACKEND == 'eventlet':
+        assert 195.0 <= sample.greenthread_overhead < 500.0, sample
+    else:
+        assert sample.greenthread_overhead < 100.0, sample
+    assert sample.in_service >= 100.0 + sample.greenthread_overhead - 1.0
 
 
 @pytest.mark.parametrize('kwargs,message', [
@@ -194,29 +247,6 @@ def test_statsd_sink_line_protocol_and_names(conf):
         'pfx.queue.compute.depth:3|g',
         'pfx.queue.compute.consumers:2|g',
     }
-
-
-def test_report_rows_group_and_summarize():
-    def row(host, total, **kw):
-        values = dict(topic='compute', host=host, binary='nova-lite-compute',
-                      to_service=1.0, in_service=10.0,
-                      greenthread_overhead=0.5, from_service=1.0,
-                      total=total, skew=False, timed_out=False, error=None,
-                      workers=1, backend='eventlet')
-        values.update(kw)
-        return values
-
-    rows = inflight_commands.report_rows(
-        [row('a', 10.0), row('a', 30.0, workers=7), row('a', 20.0),
-         row('a', None, timed_out=True, to_service=None, workers=None),
-         row('b', 5.0, workers=None, backend=None),
-         row('b', 6.0, backend='threading')])
-    assert [(r['host'], r['samples'], r['timeouts']) for r in rows] == [
-        ('a', 3, 1), ('b', 2, 0)]
-    assert rows[0]['total'] == {'p50': 20.0, 'p95': 30.0, 'max': 30.0}
-    # A baseapi 1.1 service's samples have neither field.
-    assert [(r['workers_max'], r['backend']) for r in rows] == [
-        (7, 'eventlet'), (1, 'threading')]
 
 
 def test_rounds_never_overlap(db, conf, ctxt, monkeypatch):

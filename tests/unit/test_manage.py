@@ -1,10 +1,13 @@
 """nova-lite-manage: service list/enable/disable, db sync, usage errors."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from nova_lite.cmd import manage
+from nova_lite.cmd.manage import inflight as inflight_commands
 from nova_lite.cmd.manage import service as service_commands
 from nova_lite.cmd import output
 
@@ -66,3 +69,96 @@ def test_table_is_aligned():
     lines = text.splitlines()
     assert lines[0].index('host') == lines[1].index('a') == \
         lines[2].index('bbbb')
+
+
+def _manage(conf_fixture, *args, extra=None):
+    """nova-lite-manage as its own process: what an operator sees."""
+    path = conf_fixture.write_config_file('manage.conf', extra=extra)
+    return subprocess.run(
+        [sys.executable, '-m', 'nova_lite.cmd.manage', '--config-file',
+         path] + list(args), capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize('args', [['service', 'list'],
+                                  ['inflight', 'report', '--json']])
+def test_empty_database_is_one_line_not_a_traceback(conf_fixture, args):
+    result = _manage(conf_fixture, *args)        # no db sync
+    assert result.returncode == 1
+    assert result.stdout == ''
+    assert 'Traceback' not in result.stderr
+    assert result.stderr.splitlines() == [
+        'nova-lite-manage: error: The database %s has no schema; run '
+        '`nova-lite-manage db sync`' % conf_fixture.conf.database.connection]
+
+
+def test_unreachable_database_is_one_line_with_password_masked(
+        conf_fixture):
+    result = _manage(conf_fixture, 'service', 'list', extra={'database': {
+        'connection': 'postgresql+psycopg://nova:s3cr3t-pw@127.0.0.1:1/n'}})
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith('nova-lite-manage: error: Cannot connect to '
+                           'database postgresql+psycopg://nova:***@'
+                           '127.0.0.1:1/n: ')
+    assert 's3cr3t-pw' not in result.stdout + result.stderr
+
+
+def _sample(host, total, **kw):
+    values = dict(topic='compute', host=host, binary='nova-lite-compute',
+                  to_service=1.0, in_service=10.0, greenthread_overhead=0.5,
+                  from_service=1.0, total=total, skew=False, timed_out=False,
+                  error=None, workers=1, backend='eventlet')
+    values.update(kw)
+    return values
+
+
+def test_inflight_report_groups_and_summarizes(db):
+    db.inflight_samples_add([_sample('a', 10.0)])
+    db.inflight_samples_add([_sample('a', 30.0, workers=7)])
+    db.inflight_samples_add([
+        _sample('a', 20.0),
+        _sample('a', None, timed_out=True, to_service=None, workers=None),
+        _sample('b', 5.0, workers=None, backend=None),
+        _sample('b', 6.0, backend='threading')])
+    rows = inflight_commands.report_rows(db, since_minutes=60)
+    assert [(r['host'], r['samples'], r['timeouts']) for r in rows] == [
+        ('a', 3, 1), ('b', 2, 0)]
+    assert rows[0]['total'] == {'p50': 20.0, 'p95': 30.0, 'max': 30.0}
+    # A baseapi 1.1 service's samples have neither field.
+    assert [(r['workers_max'], r['backend']) for r in rows] == [
+        (7, 'eventlet'), (1, 'threading')]
+
+
+def test_inflight_report_is_aggregated_by_the_database(conf_fixture, db,
+                                                       capsys, monkeypatch):
+    """The report never loads the samples (millions a day at scale)."""
+    db.inflight_samples_add([_sample('a', 10.0), _sample('a', 20.0),
+                             _sample(None, 1.0, binary=None, skew=True,
+                                     error='boom', workers=None)])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('the report loaded every sample')
+
+    monkeypatch.setattr(type(db), 'inflight_samples_since', refuse)
+    code, out, _ = _run(conf_fixture, capsys, 'inflight', 'report', '--json')
+    assert code == 0
+    phase = {'p50': 1.0, 'p95': 1.0, 'max': 1.0}
+    assert out == output.to_json([
+        {'topic': 'compute', 'host': '*', 'binary': '-', 'samples': 0,
+         'timeouts': 0, 'errors': 1, 'skewed': 0, 'workers_max': None,
+         'backend': None, 'to_service': None, 'in_service': None,
+         'greenthread_overhead': None, 'from_service': None, 'total': None},
+        {'topic': 'compute', 'host': 'a', 'binary': 'nova-lite-compute',
+         'samples': 2, 'timeouts': 0, 'errors': 0, 'skewed': 0,
+         'workers_max': 1, 'backend': 'eventlet', 'to_service': phase,
+         'in_service': dict(phase, p50=10.0, p95=10.0, max=10.0),
+         'greenthread_overhead': dict(phase, p50=0.5, p95=0.5, max=0.5),
+         'from_service': phase,
+         'total': {'p50': 10.0, 'p95': 20.0, 'max': 20.0}}],
+        ) + '\n'
+    code, out, _ = _run(conf_fixture, capsys, 'inflight', 'report')
+    assert code == 0
+    assert out.splitlines()[3].split() == [
+        'compute', 'a', 'nova-lite-compute', 'eventlet', '2', '0', '1',
+        '1.0/1.0/1.0', '10.0/10.0/10.0', '0.5/0.5/0.5', '1.0/1.0/1.0',
+        '10.0/20.0/20.0']

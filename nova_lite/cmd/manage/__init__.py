@@ -37,6 +37,6 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     conf = config.parse_args_or_exit(common.config_argv(args), PROG)
-    with common.exit_on_error(PROG):
+    with common.exit_on_error(PROG, log=False):
         return args.func(conf, args) or 0
 

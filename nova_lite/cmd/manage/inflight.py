@@ -4,7 +4,6 @@ from nova_lite.cmd import common
 from nova_lite.cmd import output
 from nova_lite.db import api as db_api
 from nova_lite.inflight import probe
-from nova_lite.inflight import stats
 
 REPORT_PERCENTILES = (50, 95)
 _LEADING_COLUMNS = ('topic', 'host', 'binary', 'backend', 'samples',
@@ -26,33 +25,13 @@ def add_parser(groups):
     report.set_defaults(func=report_command)
 
 
-def report_rows(samples):
-    """One row per (topic, host, binary), sorted; phases in ms."""
-    groups = {}
-    for sample in samples:
-        key = (sample['topic'], sample['host'] or '*', sample['binary'] or '-')
-        groups.setdefault(key, []).append(sample)
-    rows = []
-    for (topic, host, binary), group in sorted(groups.items()):
-        answered = [s for s in group if not s['timed_out'] and not s['error']]
-        row = {'topic': topic, 'host': host, 'binary': binary,
-               'samples': len(answered),
-               'timeouts': sum(1 for s in group if s['timed_out']),
-               'errors': sum(1 for s in group if s['error']),
-               'skewed': sum(1 for s in answered if s['skew']),
-               # The most busy executor workers seen, and the latest backend.
-               'workers_max': max((s['workers'] for s in answered
-                                   if s['workers'] is not None),
-                                  default=None),
-               'backend': next((s['backend'] for s in reversed(answered)
-                                if s['backend']), None)}
-        for phase in probe.PHASES:
-            summary = stats.summarize([s[phase] for s in answered],
-                                      REPORT_PERCENTILES)
-            row[phase] = ({key: summary[key] for key in ('p50', 'p95', 'max')}
-                          if summary else None)
-        rows.append(row)
-    return rows
+def report_rows(db, since_minutes):
+    """One row per (topic, host, binary), sorted; phases in ms.
+
+    The database aggregates: the samples themselves never leave it.
+    """
+    return db.inflight_report(since_minutes * 60, probe.PHASES,
+                              REPORT_PERCENTILES)
 
 
 def _flatten(row):
@@ -67,7 +46,7 @@ def _flatten(row):
 
 def print_report(db, since_minutes):
     """The human ``inflight report`` table for the last ``since_minutes``."""
-    rows = report_rows(db.inflight_samples_since(since_minutes * 60))
+    rows = report_rows(db, since_minutes)
     if not rows:
         print('No inflight samples in the last %.1f minutes.' % since_minutes)
         return
@@ -80,7 +59,6 @@ def print_report(db, since_minutes):
 def report_command(conf, args):
     db = db_api.API(conf)
     if args.json:
-        output.print_json(report_rows(
-            db.inflight_samples_since(args.since * 60)))
+        output.print_json(report_rows(db, args.since))
     else:
         print_report(db, args.since)

@@ -1,0 +1,128 @@
+"""The inflight report, aggregated by the database.
+
+A day of samples at 500 services is millions of rows, so nothing here loads
+them: counts come from one GROUP BY, and each percentile is the row at its
+nearest rank, picked with window functions (SQLite 3.25+, PostgreSQL,
+MariaDB 10.2+, MySQL 8).  The integer arithmetic is exact on every
+database, and equals ``nova_lite.inflight.stats.percentile``.
+"""
+
+import sqlalchemy as sa
+
+from nova_lite.db import models
+
+_S = models.InflightSample
+
+
+def _literal(text):
+    # Inline, not a bound parameter: PostgreSQL accepts a GROUP BY
+    # expression only if it is the very one selected, binds and all.
+    return sa.literal_column("'%s'" % text)
+
+
+# One report row per service; a probe of no particular host is '*'.
+_KEYS = (_S.topic.label('topic'),
+         sa.func.coalesce(_S.host, _literal('*')).label('host'),
+         sa.func.coalesce(_S.binary, _literal('-')).label('binary'))
+_TIMED_OUT = _S.timed_out.is_(sa.true())
+_FAILED = sa.and_(_S.error.is_not(None), _S.error != '')
+_ANSWERED = sa.and_(sa.not_(_TIMED_OUT), sa.not_(_FAILED))
+
+
+def _count(condition):
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+def _counts(cutoff):
+    return (sa.select(*_KEYS,
+                      _count(_ANSWERED).label('samples'),
+                      _count(_TIMED_OUT).label('timeouts'),
+                      _count(_FAILED).label('errors'),
+                      _count(sa.and_(_ANSWERED, _S.skew.is_(sa.true())))
+                      .label('skewed'),
+                      sa.func.max(sa.case((_ANSWERED, _S.workers)))
+                      .label('workers_max'))
+            .where(_S.created_at >= cutoff)
+            .group_by(*_KEYS))
+
+
+def _ranked(cutoff, phases):
+    """Every answered value of every phase with its rank in its service
+    and phase, and how many there are."""
+    keys = [key.element for key in _KEYS]
+    per_phase = []
+    for index, phase in enumerate(phases):
+        value = getattr(_S, phase)
+        per_phase.append(
+            sa.select(*_KEYS,
+                      sa.literal_column(str(index)).label('phase'),
+                      value.label('value'),
+                      sa.func.row_number().over(partition_by=keys,
+                                                order_by=value)
+                      .label('rank'),
+                      sa.func.count().over(partition_by=keys).label('n'))
+            .where(_S.created_at >= cutoff, _ANSWERED, value.is_not(None)))
+    return sa.union_all(*per_phase).subquery('ranked')
+
+
+def _is_rank_of(ranked, pct):
+    # The nearest rank is ceil(pct * n / 100): the least rank whose
+    # rank * 100 reaches pct * n.
+    return sa.and_(ranked.c.rank * 100 >= ranked.c.n * pct,
+                   (ranked.c.rank - 1) * 100 < ranked.c.n * pct)
+
+
+def _summary_rows(cutoff, phases, percentiles):
+    ranked = _ranked(cutoff, phases)
+    return sa.select(ranked).where(sa.or_(
+        ranked.c.rank == ranked.c.n,
+        *[_is_rank_of(ranked, pct) for pct in percentiles]))
+
+
+def _latest_backends(cutoff):
+    keys = [key.element for key in _KEYS]
+    latest = (sa.select(*_KEYS, _S.backend,
+                        sa.func.row_number().over(
+                            partition_by=keys, order_by=_S.id.desc())
+                        .label('age'))
+              .where(_S.created_at >= cutoff, _ANSWERED,
+                     _S.backend.is_not(None), _S.backend != '')
+              .subquery('latest'))
+    return sa.select(latest).where(latest.c.age == 1)
+
+
+def _key(row):
+    return (row.topic, row.host, row.binary)
+
+
+def inflight_report(session, cutoff, phases, percentiles):
+    """One dict per (topic, host, binary) with samples since ``cutoff``,
+    sorted: answered ``samples``, ``timeouts``, ``errors``, ``skewed``,
+    ``workers_max``, the latest ``backend``, and for each phase
+    ``{'pNN': ..., 'max': ...}`` over the answered samples (None without
+    any)."""
+    rows = {}
+    for row in session.execute(_counts(cutoff)):
+        rows[_key(row)] = dict(
+            topic=row.topic, host=row.host, binary=row.binary,
+            # MySQL's SUM is a DECIMAL.
+            samples=int(row.samples), timeouts=int(row.timeouts),
+            errors=int(row.errors), skewed=int(row.skewed),
+            workers_max=(None if row.workers_max is None
+                         else int(row.workers_max)),
+            backend=None, **{phase: None for phase in phases})
+    for row in session.execute(_latest_backends(cutoff)):
+        rows[_key(row)]['backend'] = row.backend
+    names = ['p%d' % pct for pct in percentiles] + ['max']
+    for row in session.execute(_summary_rows(cutoff, phases, percentiles)):
+        phase = phases[row.phase]
+        summary = rows[_key(row)][phase]
+        if summary is None:
+            summary = rows[_key(row)][phase] = dict.fromkeys(names)
+        value = float(row.value)
+        if row.rank == row.n:
+            summary['max'] = value
+        for pct in percentiles:
+            if row.rank * 100 >= row.n * pct > (row.rank - 1) * 100:
+                summary['p%d' % pct] = value
+    return [rows[key] for key in sorted(rows)]
