@@ -65,34 +65,31 @@ class BlockJobsMixin:
                           'host': self.host})
 
     def _block_job_info(self, instance_uuid, disk):
-        return self.jobs.run(instance_uuid, jobs.QUERY,
-                             self.driver.block_job_info, instance_uuid, disk)
+        return self._run_job(instance_uuid, jobs.QUERY,
+                             self.driver.block_job_info, disk)
 
     @messaging.expected_exceptions(*CALLER_ERRORS)
     def block_job_start(self, context, instance_uuid, disk, kind):
         """Call: start a ``kind`` (copy, commit, pull) job on ``disk``."""
-        self._get_own_instance(instance_uuid)
-        self.jobs.run(instance_uuid, jobs.MODIFY, self.driver.block_job_start,
-                      instance_uuid, disk, kind)
+        self._run_job(instance_uuid, jobs.MODIFY, self.driver.block_job_start,
+                      disk, kind)
         return self._block_job_info(instance_uuid, disk)
 
     @messaging.expected_exceptions(*CALLER_ERRORS)
     def block_job_info(self, context, instance_uuid, disk):
         """Call: the job's progress on ``disk``, or None without a job."""
-        self._get_own_instance(instance_uuid)
         return self._block_job_info(instance_uuid, disk)
 
     @messaging.expected_exceptions(*CALLER_ERRORS)
     def block_job_abort(self, context, instance_uuid, disk, flags=0):
         """Call: end the job on ``disk`` (see the module docstring)."""
         check_flags(flags, ABORT_FLAGS, 'block_job_abort')
-        self._get_own_instance(instance_uuid)
         key = (instance_uuid, disk)
         # Listen before asking, so a quick end is not missed.
         ended = self._block_job_ends.setdefault(key, concurrency.Event())
         try:
-            self.jobs.run(instance_uuid, jobs.MODIFY,
-                          self.driver.block_job_abort, instance_uuid, disk,
+            self._run_job(instance_uuid, jobs.MODIFY,
+                          self.driver.block_job_abort, disk,
                           pivot=bool(flags & PIVOT))
             if flags & ABORT_ASYNC:
                 return {'ended': False}

@@ -7,6 +7,8 @@ early by completion events); each instance has a job controller
 with the reason; nothing a caller sends can stop the service.
 """
 
+import contextlib
+
 import oslo_messaging as messaging
 from oslo_log import log as logging
 
@@ -105,6 +107,28 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
             raise exception.InstanceNotOnHost(instance_uuid=instance_uuid,
                                               host=self.host)
         return instance
+
+    @contextlib.contextmanager
+    def _own_jobs(self, instance_uuid):
+        """The job state of an instance of this host, held for the block.
+
+        Checked once held: an instance that has left (or never came) gets
+        no state kept for it, even if it left just before.
+        """
+        with self.jobs.held(instance_uuid) as instance_jobs:
+            try:
+                self._get_own_instance(instance_uuid)
+            except exception.InstanceNotFound:
+                self.jobs.forget(instance_uuid)
+                raise
+            yield instance_jobs
+
+    def _run_job(self, instance_uuid, job_type, func, *args, **kwargs):
+        """``func(instance_uuid, ...)``, one driver command, as a
+        ``job_type`` job on an instance of this host."""
+        with self._own_jobs(instance_uuid) as instance_jobs:
+            return instance_jobs.run(job_type, func, instance_uuid, *args,
+                                     **kwargs)
 
     def _task(self, instance_jobs, operation, task_id, on_poll=None):
         return tasks.Task(self.driver, task_id, operation,
@@ -289,8 +313,7 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
     def get_stats(self, context, instance_uuid):
         """Call: monitor statistics; a QUERY job, so it is served during a
         migration only while the migration converges."""
-        self._get_own_instance(instance_uuid)
-        with self.jobs.held(instance_uuid) as instance_jobs, \
+        with self._own_jobs(instance_uuid) as instance_jobs, \
                 instance_jobs.job(jobs.QUERY):
             during = instance_jobs.async_job
             with instance_jobs.monitor():

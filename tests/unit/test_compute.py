@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+from sqlalchemy import exc as sa_exc
 
 from nova_lite import baserpc
 from nova_lite.compute import block_jobs
@@ -369,3 +370,174 @@ def test_repeated_spawn_destroy_and_migrate_are_ignored(factory, db, conf,
     row = db.instance_get(instance_uuid)
     assert (row['vm_state'], row['task_state'], row['fault']) == (
         'deleted', None, None)
+
+
+# -- off the happy path ---------------------------------------------------------
+
+def _driver_calls(manager, *names):
+    """Count the driver's calls of ``names`` (a list, in call order)."""
+    calls = []
+
+    def counted(name):
+        real = getattr(manager.driver, name)
+
+        def call(*args, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+        return call
+
+    for name in names:
+        setattr(manager.driver, name, counted(name))
+    return calls
+
+
+def _claimed(db, instance_uuid, action, conductor_host='c1'):
+    """Claim the instance as the conductor does; the work record."""
+    task_state = {'reboot': 'reboot_pending', 'destroy': 'destroy_pending',
+                  'migrate': 'migrate_pending'}[action]
+    return db.work_create(instance_uuid, action, 'casting', conductor_host,
+                          guard=(task_state, ('active', 'error')))
+
+
+def _raise(exc):
+    def fail(*args, **kwargs):
+        raise exc
+    return fail
+
+
+@pytest.mark.parametrize('operation,args,where', [
+    ('reboot', (), 'driver'),
+    ('reboot', (), 'db'),
+    ('destroy', (), 'driver'),
+    ('migrate', ('h2',), 'driver'),
+    ('migrate', ('h2',), 'db'),
+])
+def test_an_unexpected_error_never_leaves_task_state_set(
+        factory, db, conf, ctxt, operation, args, where):
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    manager = svc.manager
+    work = _claimed(db, instance_uuid, operation)
+    if where == 'driver':
+        setattr(manager.driver, operation,
+                _raise(RuntimeError('hypervisor bug')))
+    else:
+        # The operation's last write fails once (e.g. the DB went away).
+        real_update = db.instance_update
+        failures = []
+
+        def update_once(uuid, **values):
+            if values.get('task_state', 'x') is None and not failures:
+                failures.append(values)
+                raise sa_exc.OperationalError('UPDATE', {}, 'gone away')
+            return real_update(uuid, **values)
+        manager.db.instance_update = update_once
+
+    getattr(manager, operation)(ctxt, instance_uuid, *args,
+                                work_id=work['id'])      # never raises
+
+    row = db.instance_get(instance_uuid)
+    assert (row['vm_state'], row['task_state']) == ('error', None), row
+    assert ('hypervisor bug' if where == 'driver' else 'gone away') in \
+        row['fault']
+    # The instance is free for the next action, e.g. a destroy.
+    db.instance_begin_action(instance_uuid, 'destroy', 'destroy_pending',
+                             ('active', 'error'))
+
+
+def test_a_wait_that_ends_abnormally_cancels_the_task(conf):
+    conf.set_override('operation_seconds', 5, group='fake_driver')
+    driver = virt.load_driver(conf, 'h1')
+    driver.unwrapped.instances['u1'] = {'state': 'running'}
+    task_id = driver.reboot('u1')
+    task = tasks.Task(driver, task_id, 'reboot', 'u1', tasks.TaskEvents(),
+                      poll_interval=0.02,
+                      on_poll=_raise(RuntimeError('poll handler bug')))
+    with pytest.raises(RuntimeError):
+        task.wait()
+    # Nothing runs on that nobody waits for.
+    assert driver.poll_task(task_id)['state'] == 'cancelled'
+
+
+def test_migrate_to_its_own_host_releases_the_claim(factory, db, conf,
+                                                    ctxt):
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    work = _claimed(db, instance_uuid, 'migrate')
+    calls = _driver_calls(svc.manager, 'migrate')
+
+    svc.manager.migrate(ctxt, instance_uuid, 'h1', work_id=work['id'])
+
+    row = db.instance_get(instance_uuid)
+    assert (row['host'], row['vm_state'], row['task_state']) == (
+        'h1', 'active', None)
+    assert calls == []
+
+
+def test_a_resent_request_is_carried_out_once(factory, db, conf, ctxt):
+    """A takeover re-sends what it cannot tell was received: the compute
+    runs each work once, whichever copy comes first."""
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    manager = svc.manager
+    calls = _driver_calls(manager, 'reboot', 'destroy')
+    reboot = _claimed(db, instance_uuid, 'reboot')
+
+    manager.reboot(ctxt, instance_uuid, work_id=reboot['id'])
+    manager.reboot(ctxt, instance_uuid, work_id=reboot['id'])
+    destroy = _claimed(db, instance_uuid, 'destroy')
+    manager.destroy(ctxt, instance_uuid, work_id=destroy['id'])
+    manager.destroy(ctxt, instance_uuid, work_id=destroy['id'])
+
+    assert calls == ['reboot', 'destroy']
+
+
+def test_a_stale_request_never_takes_a_newer_works_claim(factory, db, conf,
+                                                         ctxt):
+    """A re-sent migrate of an old, finished work arrives while a newer
+    migrate holds the instance: only the newer one may run, to its own
+    destination."""
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    for host in ('h2', 'h3'):
+        factory.start_service('compute', host=host)
+    old = _claimed(db, instance_uuid, 'migrate')
+    db.instance_update(instance_uuid, task_state=None)   # it was done
+    new = _claimed(db, instance_uuid, 'migrate')
+    calls = _driver_calls(svc.manager, 'migrate')
+
+    svc.manager.migrate(ctxt, instance_uuid, 'h2', work_id=old['id'])
+    assert calls == []
+    assert db.instance_get(instance_uuid)['task_state'] == 'migrate_pending'
+
+    svc.manager.migrate(ctxt, instance_uuid, 'h3', work_id=new['id'])
+    row = db.instance_get(instance_uuid)
+    assert (row['host'], row['task_state']) == ('h3', None)
+
+
+def test_no_job_state_is_kept_for_an_instance_that_left(factory, db, conf,
+                                                        ctxt):
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    dest = factory.start_service('compute', host='h2').manager
+    client = compute_rpcapi.ComputeRPCAPI(conf)
+    assert instance_uuid in svc.manager.jobs
+
+    svc.manager.migrate(ctxt, instance_uuid, 'h2')
+    assert instance_uuid not in svc.manager.jobs
+    # A late query on the old host leaves nothing behind either.
+    with pytest.raises(exception.InstanceNotOnHost):
+        client.get_stats(ctxt, 'h1', instance_uuid)
+    assert len(svc.manager.jobs) == 0
+
+    waiters.wait_for(lambda: instance_uuid in dest.driver.unwrapped.instances,
+                     timeout=5, what='the destination to adopt it')
+    dest.destroy(ctxt, instance_uuid)
+    assert len(dest.jobs) == 0
+
+
+def test_finished_driver_tasks_are_pruned(factory, db, conf, ctxt):
+    svc = factory.start_service('compute', host='h1')
+    fake = svc.manager.driver.unwrapped
+    fake.task_retention = 0
+    for _ in range(5):
+        svc.manager.spawn(ctxt, str(uuid.uuid4()))
+
+    # Each start drops what finished before it: only the last is left.
+    assert len(fake.tasks) == 1
+    assert fake._in_monitor == {}

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from nova_lite.compute import rpcapi as compute_rpcapi
 from nova_lite import concurrency
 from nova_lite.conductor import rpcapi as conductor_rpcapi
 from nova_lite import context
@@ -177,23 +178,167 @@ def test_takeover_finishes_a_dead_conductors_build(factory, conf, db, ctxt):
                      'active', timeout=10, what='the instance to be active')
 
 
+def _sent_casts(monkeypatch):
+    """Record every compute cast a conductor sends, as it sends it.
+
+    A conductor sends its cast before it records the step ``done``, so
+    once the work is done this list is final: a test can assert an absence
+    without waiting on the asynchronous delivery.
+    """
+    sent = []
+    for method in ('spawn', 'reboot', 'destroy', 'migrate'):
+        real = getattr(compute_rpcapi.ComputeRPCAPI, method)
+
+        def record(self, ctxt, host, instance_uuid, *args, _real=real,
+                   _method=method, **kwargs):
+            sent.append((_method, host, instance_uuid))
+            return _real(self, ctxt, host, instance_uuid, *args, **kwargs)
+        monkeypatch.setattr(compute_rpcapi.ComputeRPCAPI, method, record)
+    return sent
+
+
 def test_takeover_does_not_resend_what_the_compute_host_started(
-        factory, conf, db, ctxt):
+        factory, conf, db, ctxt, monkeypatch):
     db.instance_create('i-1', vm_state='active', host='h1')
     work = db.work_create('i-1', 'reboot', 'casting', 'c-dead',
                           guard=('reboot_pending', ('active',)))
     # The compute host got the cast before c-dead died: it shows its own
     # running state.
     db.instance_update('i-1', task_state='rebooting')
-    compute = factory.start_service('compute', host='h1')
-    rebooted = waiters.CastWaiter(compute.manager, 'reboot')
+    factory.start_service('compute', host='h1')
+    sent = _sent_casts(monkeypatch)
     factory.start_service('conductor', host='c2')
 
     # The new conductor's start-up pass takes the work over (under the
     # threading backend a second, direct pass here would race it).
     waiters.wait_for(lambda: db.work_get(work['id'])['step'] == 'done',
                      timeout=10, what='the takeover to finish the work')
-    assert rebooted.calls == []
+    assert sent == []
+
+
+def test_a_takeover_resends_what_the_compute_host_has_not_started(
+        factory, conf, db, ctxt, monkeypatch):
+    db.instance_create('i-1', vm_state='active', host='h1')
+    work = db.work_create('i-1', 'reboot', 'casting', 'c-dead',
+                          guard=('reboot_pending', ('active',)))
+    compute = factory.start_service('compute', host='h1')
+    rebooted = waiters.CastWaiter(compute.manager, 'reboot')
+    sent = _sent_casts(monkeypatch)
+
+    factory.start_service('conductor', host='c2')
+
+    assert rebooted.wait(timeout=10) == {'instance_uuid': 'i-1',
+                                         'work_id': work['id']}
+    assert sent == [('reboot', 'h1', 'i-1')]
+    waiters.wait_for(lambda: _settled(db, 'i-1'), timeout=10,
+                     what='the reboot to finish')
+
+
+def test_a_resend_that_crosses_the_original_reboots_once(
+        factory, conf, db, ctxt, monkeypatch):
+    """c-dead's cast is still queued at the compute host when c2 takes
+    over: the instance still shows reboot_pending, so c2 re-sends, and the
+    compute host gets the same work twice."""
+    db.instance_create('i-1', vm_state='active', host='h1')
+    compute = factory.start_service('compute', host='h1')
+    compute.manager.driver.unwrapped.instances['i-1'] = {'state': 'running'}
+    work = db.work_create('i-1', 'reboot', 'casting', 'c-dead',
+                          guard=('reboot_pending', ('active',)))
+    reboots = []
+    real_reboot = compute.manager.driver.reboot
+    compute.manager.driver.reboot = lambda *a: (reboots.append(a),
+                                                real_reboot(*a))[1]
+    # Hold the original at the compute host until the re-send is out.
+    resent = concurrency.Event()
+    handled = []
+    real_handler = compute.manager.reboot
+
+    def held_handler(context, **kwargs):
+        if not handled:
+            handled.append('original')
+            resent.wait(10)
+        else:
+            handled.append('resent')
+        real_handler(context, **kwargs)
+        handled.append('done')
+    compute.manager.reboot = held_handler
+    compute_rpcapi.ComputeRPCAPI(conf).reboot(ctxt, 'h1', 'i-1',
+                                              work_id=work['id'])
+    waiters.wait_for(lambda: handled, timeout=10,
+                     what='the original to reach the compute host')
+    sent = _sent_casts(monkeypatch)
+
+    factory.start_service('conductor', host='c2')
+    waiters.wait_for(lambda: db.work_get(work['id'])['step'] == 'done',
+                     timeout=10, what='the takeover')
+    assert sent == [('reboot', 'h1', 'i-1')]
+    resent.set()
+
+    waiters.wait_for(lambda: handled.count('done') == 2, timeout=10,
+                     what='both copies to be handled')
+    assert len(reboots) == 1
+    assert _settled(db, 'i-1')
+
+
+def test_repeated_build_casts_leave_the_instance_on_one_hypervisor(
+        cloud, factory, conf, db, ctxt, monkeypatch):
+    computes = [cloud['compute'].manager,
+                factory.start_service('compute', host='h2').manager]
+    conductor = cloud['conductor'].manager
+    builds = waiters.CastWaiter(conductor, 'build_instance')
+    spawns = [waiters.CastWaiter(compute, 'spawn') for compute in computes]
+    sent = _sent_casts(monkeypatch)
+    instance_uuid = str(uuid.uuid4())
+    client = conductor_rpcapi.ConductorRPCAPI(conf)
+
+    client.build_instance(ctxt, instance_uuid)
+    waiters.wait_for(lambda: db.instance_get(instance_uuid)['vm_state'] ==
+                     'active', timeout=10, what='the build')
+    # The scheduler would now pick the other host: a repeat must not move
+    # the instance's record there.
+    first_host = db.instance_get(instance_uuid)['host']
+    db.service_set_disabled(first_host, 'nova-lite-compute', True)
+    for _ in range(2):   # a client retrying, or a message re-delivered
+        client.build_instance(ctxt, instance_uuid)
+
+    waiters.wait_for(lambda: len(builds.calls) == 3, timeout=10,
+                     what='the three casts to be handled')
+    # Every spawn sent so far has been handled by its compute host.
+    waiters.wait_for(lambda: sum(len(s.calls) for s in spawns) == len(sent),
+                     timeout=10, what='the spawns to be handled')
+    running_on = [compute.host for compute in computes
+                  if instance_uuid in compute.driver.unwrapped.instances]
+    assert len(running_on) == 1, running_on
+    assert db.instance_get(instance_uuid)['host'] == running_on[0]
+    assert [w['action'] for w in db.work_get_all()] == ['build']
+
+
+@pytest.mark.parametrize('dest,error', [
+    ('no-such-host', exception.ComputeHostNotFound),
+    ('h-disabled', exception.ComputeServiceUnavailable),
+    ('h-down', exception.ComputeServiceUnavailable),
+])
+def test_migrate_to_an_unknown_down_or_disabled_host_is_refused(
+        cloud, factory, conf, db, ctxt, monkeypatch, dest, error):
+    factory.start_service('compute', host='h-disabled')
+    db.service_set_disabled('h-disabled', 'nova-lite-compute', True)
+    # A compute that last heartbeated an hour ago.
+    an_hour_ago = models.utcnow() - datetime.timedelta(hours=1)
+    with monkeypatch.context() as patch:
+        patch.setattr(models, 'utcnow', lambda: an_hour_ago)
+        db.service_register('h-down', 'nova-lite-compute', 'compute', '1.2')
+    instance_uuid = _active_instance(conf, db, ctxt)
+    before = db.instance_get(instance_uuid)
+
+    with pytest.raises(error, match=dest):
+        conductor_rpcapi.ConductorRPCAPI(conf).migrate_instance(
+            ctxt, instance_uuid, dest=dest)
+
+    after = db.instance_get(instance_uuid)
+    assert (after['host'], after['vm_state'], after['task_state']) == (
+        before['host'], 'active', None)
+    assert db.work_get_all(unfinished=True) == []
+    assert [w['action'] for w in db.work_get_all()] == ['build']
 
 
 def test_live_conductors_work_is_left_alone(factory, conf, db, ctxt):

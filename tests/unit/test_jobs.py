@@ -110,3 +110,20 @@ def test_monitor_serializes_commands(instance_jobs):
 def test_misuse_is_named_error(instance_jobs, call):
     with pytest.raises(exception.InvalidJob):
         call(instance_jobs)
+
+
+def test_forgotten_state_lives_until_its_last_holder_ends():
+    control = jobs.JobControl(acquire_timeout=0.2)
+    with control.held('u1') as first:
+        control.forget('u1')         # e.g. the instance migrated away
+        # Someone still holds it: a newcomer gets the same state, so the
+        # same monitor lock, never a second one beside it.
+        with control.held('u1') as second:
+            assert second is first
+        assert 'u1' in control
+    assert 'u1' not in control and len(control) == 0
+    # Forgetting what nobody holds drops it at once.
+    with control.held('u2'):
+        pass
+    control.forget('u2')
+    assert len(control) == 0
