@@ -18,6 +18,10 @@ of nova_lite uses only these names:
 - ``blocking_sleep``, ``native_timer``, ``native_lock``,
   ``native_thread_id``: for code that runs in native threads (driver calls,
   driver timers);
+- ``native_module(name)``: the unpatched standard-library module (``socket``,
+  ``select``, ``subprocess``, ``threading``) for I/O in native threads,
+  such as the QEMU driver's QMP connections and ``qemu-img`` runs; nothing
+  outside this package imports eventlet to get them;
 - ``RPC_EXECUTOR``: the oslo.messaging executor of the backend.
 """
 
@@ -43,3 +47,4 @@ blocking_sleep = _impl.blocking_sleep
 native_timer = _impl.native_timer
 native_lock = _impl.native_lock
 native_thread_id = _impl.native_thread_id
+native_module = _impl.native_module

@@ -1,6 +1,7 @@
 """The eventlet backend (``nova_lite.monkey_patch`` has patched already)."""
 
 import collections
+import importlib
 import logging
 import os
 import sys
@@ -244,3 +245,35 @@ def native_lock():
 def native_thread_id():
     """The OS thread running the caller (every greenthread shares one)."""
     return _native_threading.get_ident()
+
+
+# What subprocess imports that monkey-patching changed: an unpatched
+# subprocess must see the originals of all of them, or its waits and pipes
+# are green (and would spin a private hub in whatever native thread calls
+# them).
+_SUBPROCESS_DEPS = ('os', 'select', 'selectors', 'time', 'threading')
+_NATIVE_MODULES = {}
+
+
+def _unpatched_subprocess():
+    saver = patcher.SysModulesSaver(('subprocess',) + _SUBPROCESS_DEPS)
+    try:
+        for name in _SUBPROCESS_DEPS:
+            sys.modules[name] = patcher.original(name)
+        sys.modules.pop('subprocess', None)
+        return importlib.import_module('subprocess')
+    finally:
+        saver.restore()
+
+
+def native_module(name):
+    """The standard-library module ``name`` as it was before
+    monkey-patching (``socket``, ``select``, ``subprocess``,
+    ``threading``, ...), for code that runs in native threads: its calls
+    block the calling thread, never a hub."""
+    module = _NATIVE_MODULES.get(name)
+    if module is None:
+        module = (_unpatched_subprocess() if name == 'subprocess'
+                  else patcher.original(name))
+        _NATIVE_MODULES[name] = module
+    return module

@@ -1,6 +1,7 @@
 """The threading backend: native threads only; eventlet is never imported."""
 
 import concurrent.futures
+import importlib
 import logging
 import queue
 import threading
@@ -158,3 +159,8 @@ def native_lock():
 
 def native_thread_id():
     return threading.get_ident()
+
+
+def native_module(name):
+    """The standard-library module ``name``: nothing is patched here."""
+    return importlib.import_module(name)

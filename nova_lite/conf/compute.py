@@ -6,7 +6,9 @@ compute_group = cfg.OptGroup('compute', title='Compute options')
 
 _opts = [
     cfg.StrOpt('driver', default='fake',
-               help='Name of the virt driver (from nova_lite.virt.DRIVERS).'),
+               help='Name of the virt driver (from nova_lite.virt.DRIVERS): '
+                    'fake, a simulated hypervisor; qemu, real QEMU '
+                    'processes over QMP (see [qemu]).'),
     cfg.FloatOpt('task_poll_interval', default=0.5, min=0.01,
                  help='Seconds between polls of a running driver task.'),
     cfg.FloatOpt('block_job_abort_timeout', default=30.0, min=0.1,

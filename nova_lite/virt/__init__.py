@@ -7,6 +7,7 @@ from nova_lite import exception
 # Name -> "module:Class".  Only real implementations belong here.
 DRIVERS = {
     'fake': 'nova_lite.virt.fake:FakeDriver',
+    'qemu': 'nova_lite.virt.qemu.driver:QemuDriver',
 }
 
 
