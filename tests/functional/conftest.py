@@ -1,11 +1,23 @@
-"""Functional tests: a real RabbitMQ (a fresh vhost per run) and real
-daemon processes.  A missing broker is an error here, never a skip.
+"""Functional tests: a real RabbitMQ (a fresh vhost per run), real daemon
+processes, and real PostgreSQL and MariaDB servers (fresh databases per
+run).  A missing broker or database server is an error here, never a skip.
 """
 
+import os
+import secrets
+
 import pytest
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 
 from nova_lite import rpc
 from nova_lite.testing import fixtures as nl_fixtures
+from nova_lite import utils
+
+# The server URLs (a user that may create databases) that
+# bin/nova-lite-dev test exports, by backend.
+SQL_SERVER_URLS = {'postgresql': 'NOVA_LITE_TEST_PG_URL',
+                   'mysql': 'NOVA_LITE_TEST_MYSQL_URL'}
 
 
 @pytest.fixture(scope='session')
@@ -29,3 +41,69 @@ def client_rpc(conf, db):
     rpc.init(conf)
     yield
     rpc.cleanup()
+
+
+class SQLServer:
+    """A PostgreSQL or MariaDB server on which this test run creates
+    databases, each uniquely named; ``close`` drops every one."""
+
+    def __init__(self, backend, url):
+        self.backend = backend
+        self.url = sa.engine.make_url(url)
+        self._names = {}
+        self._admin = sa.create_engine(self.url, poolclass=sa.pool.NullPool,
+                                       isolation_level='AUTOCOMMIT')
+
+    def database(self, purpose='main'):
+        """The URL of this run's database for ``purpose``, created empty
+        on first use."""
+        if purpose not in self._names:
+            name = 'nova_lite_test_%s' % secrets.token_hex(4)
+            self._execute('CREATE DATABASE %s%s' % (
+                name, ' CHARACTER SET utf8mb4' if self.backend == 'mysql'
+                else ''))
+            self._names[purpose] = name
+        return self.url.set(database=self._names[purpose]).render_as_string(
+            hide_password=False)
+
+    def close(self):
+        for name in self._names.values():
+            # FORCE: a daemon killed at the end of a test may still hold a
+            # connection.
+            self._execute('DROP DATABASE %s%s' % (
+                name, ' WITH (FORCE)' if self.backend == 'postgresql'
+                else ''))
+        self._admin.dispose()
+
+    def _execute(self, statement):
+        try:
+            with self._admin.connect() as connection:
+                connection.execute(sa.text(statement))
+        except sa_exc.OperationalError as exc:
+            pytest.fail('%s server for the functional tests unreachable at '
+                        '%s: %s. bin/nova-lite-dev test installs and starts '
+                        'it.' % (self.backend, utils.mask_url(str(self.url)),
+                                 utils.mask_url(str(exc).splitlines()[0])),
+                        pytrace=False)
+
+
+@pytest.fixture(scope='session')
+def sql_servers():
+    """``sql_servers(backend)``: the ``SQLServer`` of 'postgresql' or
+    'mysql' (MariaDB); the test fails when its URL is not set."""
+    servers = {}
+
+    def get(backend):
+        if backend not in servers:
+            variable = SQL_SERVER_URLS[backend]
+            url = os.environ.get(variable)
+            if not url:
+                pytest.fail('%s is not set: no %s server for the functional '
+                            'tests (bin/nova-lite-dev test starts one and '
+                            'sets it)' % (variable, backend), pytrace=False)
+            servers[backend] = SQLServer(backend, url)
+        return servers[backend]
+
+    yield get
+    for server in servers.values():
+        server.close()
