@@ -77,11 +77,17 @@ class ComputeDriver(abc.ABC):
 
     @abc.abstractmethod
     def poll_task(self, task_id):
-        """{'state', 'progress' (0-100), 'phase', 'error'} of a task."""
+        """{'state', 'progress' (0-100), 'phase', 'error'} of a task.
+
+        A driver may forget a task a while after it ended (a hypervisor
+        does not keep every task for good); polling it then raises
+        ``HypervisorError``.
+        """
 
     @abc.abstractmethod
     def cancel_task(self, task_id):
-        """Ask the hypervisor to stop a running task."""
+        """Ask the hypervisor to stop a running task; a task that has
+        ended (or is forgotten) is left as it is."""
 
     @abc.abstractmethod
     def block_job_start(self, instance_uuid, disk, kind):

@@ -4,6 +4,8 @@
 (no native thread is held per operation), each ``poll_task`` runs in the
 thread pool, and a completion event from the driver wakes it early, so
 polling is only the fallback when an event is lost or the driver has none.
+A wait that ends before its task does (a timeout, a failed poll, the
+greenthread killed) cancels the task on the hypervisor.
 """
 
 import time

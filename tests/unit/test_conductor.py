@@ -272,6 +272,10 @@ def test_a_resend_that_crosses_the_original_reboots_once(
     waiters.wait_for(lambda: db.work_get(work['id'])['step'] == 'done',
                      timeout=10, what='the takeover')
     assert sent == [('reboot', 'h1', 'i-1')]
+    # The re-sent copy runs to the end before the original goes on: the
+    # instance shows no task by then, as before any request.
+    waiters.wait_for(lambda: 'done' in handled, timeout=10,
+                     what='the re-sent copy to be handled')
     resent.set()
 
     waiters.wait_for(lambda: handled.count('done') == 2, timeout=10,
