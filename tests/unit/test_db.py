@@ -9,6 +9,7 @@ import pytest
 from alembic import autogenerate
 from alembic import migration as alembic_migration
 from sqlalchemy.dialects import mysql
+from sqlalchemy import event as sa_event
 from sqlalchemy import exc as sa_exc
 
 from nova_lite import context
@@ -190,14 +191,31 @@ def test_other_db_errors_are_not_retried():
     assert flaky.calls == 1
 
 
-def test_heartbeat_needs_no_update_returning(db, monkeypatch):
-    """MySQL and MariaDB have no UPDATE ... RETURNING."""
+def test_no_update_or_delete_uses_returning(db):
+    """MySQL has no UPDATE/DELETE ... RETURNING (MariaDB none for UPDATE):
+    a statement with it fails there however SQLAlchemy compiles it."""
+    statements = []
+    sa_event.listen(db.engine, 'before_cursor_execute',
+                    lambda conn, cursor, statement, *args:
+                    statements.append(' '.join(statement.split())))
     row = db.service_register('h1', 'nova-lite-compute', 'compute', '1.0')
-    monkeypatch.setattr(db.engine.dialect, 'update_returning', False)
     assert db.service_heartbeat(row['id']) == 1
     assert db.service_heartbeat(row['id']) == 2
     with pytest.raises(exception.ServiceNotFound):
         db.service_heartbeat(row['id'] + 1)
+    db.service_set_disabled('h1', 'nova-lite-compute', True)
+    db.instance_create('u1', host='h1', vm_state='active')
+    work = db.work_create('u1', 'reboot', 'casting', 'c1',
+                          guard=('reboot_pending', ['active']))
+    claimed = db.work_claim(work, 'c2')
+    db.work_update(claimed, step='done', finished=True,
+                   instance={'task_state': None})
+    db.instance_update('u1', vm_state='deleted')
+    db.instance_purge_deleted(0)
+    db.work_purge_finished(0)
+    changes = [s for s in statements if s.startswith(('UPDATE', 'DELETE'))]
+    assert len(changes) >= 8
+    assert [s for s in changes if 'RETURNING' in s.upper()] == []
 
 
 def test_timestamp_and_phase_types_are_precise_on_mysql():
