@@ -158,8 +158,8 @@ class QemuDriver(blockjobs.BlockJobsMixin, migration.MigrationMixin,
         task = dict(id='qemu-task-%d' % next(self._ids),
                     instance_uuid=instance_uuid, operation=operation,
                     state=driver.TASK_RUNNING, phase=None, progress=0,
-                    error=None, cancel=False, started=time.monotonic(),
-                    **extra)
+                    error=None, cancel=False, started=time.monotonic())
+        task.update(extra)
         with self._lock:
             self._prune_tasks()
             self.tasks[task['id']] = task

@@ -92,11 +92,17 @@ class MigrationMixin:
             mirror = inst.block_jobs[process.DISK] = blockjobs.new_job(
                 blockjobs.MIGRATION_KIND, process.DISK,
                 'migrate-%s' % process.DISK)
-        task = self._new_task(instance_uuid, 'migrate', phase='setup',
-                              dest=dest)
-        run = _SourceMigration(self, task, inst, mirror, data)
-        task['on_cancel'] = run.cancel
-        self._run_task(task, run.run)
+        try:
+            task = self._new_task(instance_uuid, 'migrate', phase='setup',
+                                  dest=dest)
+            run = _SourceMigration(self, task, inst, mirror, data)
+            task['on_cancel'] = run.cancel
+            self._run_task(task, run.run)
+        except BaseException:
+            with self._lock:
+                del inst.block_jobs[process.DISK]
+                inst.busy = None
+            raise
         return task['id']
 
     def _migration_event(self, inst, data):
@@ -283,7 +289,7 @@ class _SourceMigration:
         self.task['phase'] = phase
         self.task['progress'] = _PROGRESS[phase]
 
-    def _await(self, done, refresh, what, timeout=None):
+    def _await(self, done, refresh, what, timeout=None, cancellable=True):
         """Wait until ``done()``: woken by each relevant event, asking
         QEMU (``refresh``) after FALLBACK_POLL without one."""
         remaining = self.driver._deadline(timeout)
@@ -292,7 +298,7 @@ class _SourceMigration:
             if done():
                 self.inst.forget(waiter)
                 return
-            if self.cancelled:
+            if cancellable and self.cancelled:
                 self.inst.forget(waiter)
                 raise Cancelled()
             if remaining() <= 0:
@@ -304,9 +310,8 @@ class _SourceMigration:
                     raise exception.HypervisorError(
                         reason='QEMU exited while %s: %s' % (what,
                                                             waiter.closed))
-                if not self.cancelled:
-                    self.inst.forget(waiter)
-                    refresh()
+                self.inst.forget(waiter)
+                refresh()
 
     def _mirror_gone(self):
         return self.inst.block_jobs.get(process.DISK) is not self.mirror
@@ -411,17 +416,18 @@ class _SourceMigration:
     def _roll_back(self, exc):
         inst, client = self.inst, self.client
         LOG.warning('Migration of %s to %s failed (%s); rolling back',
-                    inst.uuid, self.task['dest'], exc)
-        if inst.running:
-            try:
+                    inst.uuid, self.task['dest'],
+                    'cancelled' if self.cancelled else exc)
+        try:
+            if inst.running:
                 self._undo(client)
-            except (qmp.QMPError, exception.NovaLiteException) as undo:
-                LOG.error('Rollback of the migration of %s: %s', inst.uuid,
-                          undo)
-        with self.driver._lock:
-            if inst.block_jobs.get(process.DISK) is self.mirror:
-                del inst.block_jobs[process.DISK]
-            inst.busy = None
+        except Exception as undo:  # noqa: BLE001 - report the first error
+            LOG.error('Rollback of the migration of %s: %s', inst.uuid, undo)
+        finally:
+            with self.driver._lock:
+                if inst.block_jobs.get(process.DISK) is self.mirror:
+                    del inst.block_jobs[process.DISK]
+                inst.busy = None
         if not inst.running:
             self.driver._lost(inst, client.closed)
 
@@ -429,26 +435,22 @@ class _SourceMigration:
         """Source side: no migration, no mirror, no NBD node, running."""
         if self.started and self._status() not in _ENDED:
             client.execute('migrate_cancel')
-            self._wait_quietly(lambda: self._status() in _ENDED,
-                               self._refresh_status)
+            self._settle(lambda: self._status() in _ENDED,
+                         self._refresh_status)
         if not self._mirror_gone():
             try:
                 client.execute('block-job-cancel',
                                {'device': self.mirror['id'], 'force': True})
             except qmp.QMPCommandError:
                 pass       # gone meanwhile
-            self._wait_quietly(self._mirror_gone, self._refresh_mirror)
+            self._settle(self._mirror_gone, self._refresh_mirror)
         if self.node_added:
             client.execute('blockdev-del', {'node-name': self.node})
         status = client.execute('query-status')['status']
         if self.was_running and status != 'running':
             client.execute('cont')
 
-    def _wait_quietly(self, done, refresh):
-        """``_await`` ignoring cancellation (the rollback must finish)."""
-        cancelled, self.cancelled = self.cancelled, False
-        try:
-            self._await(done, refresh, 'rolling back',
-                        timeout=self.driver.timeout)
-        finally:
-            self.cancelled = cancelled
+    def _settle(self, done, refresh):
+        """``_await`` for the rollback: bounded, and deaf to cancel."""
+        self._await(done, refresh, 'rolling back',
+                    timeout=self.driver.timeout, cancellable=False)

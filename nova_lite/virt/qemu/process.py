@@ -13,7 +13,6 @@ the compute service as a libvirt domain does.  The driver holds a pidfd on
 it, so a recycled pid can never be signalled by mistake.
 """
 
-import errno
 import os
 import shutil
 import signal
@@ -58,6 +57,9 @@ class Layout:
 
 def run(args, timeout):
     """Run a tool to completion; its stdout.  ProcessError on failure."""
+    # 'qemu-img create', 'qemu-system-x86_64': for messages.
+    what = ' '.join([os.path.basename(args[0])] + [
+        arg for arg in args[1:2] if not arg.startswith('-')])
     try:
         result = _subprocess.run(args, stdin=_subprocess.DEVNULL,
                                  capture_output=True, text=True,
@@ -66,11 +68,11 @@ def run(args, timeout):
         raise ProcessError('%s: not found' % args[0]) from exc
     except _subprocess.TimeoutExpired as exc:
         raise ProcessError('%s did not finish within %ss' % (
-            ' '.join(args[:2]), timeout)) from exc
+            what, timeout)) from exc
     if result.returncode:
         detail = ' '.join((result.stderr or result.stdout).split())
         raise ProcessError('%s failed (exit %d): %s' % (
-            ' '.join(args[:2]), result.returncode, detail[:500]))
+            what, result.returncode, detail[:500]))
     return result.stdout
 
 
@@ -213,7 +215,3 @@ def find_processes(path):
         if path.encode() in cmdline:
             pids.append(int(entry))
     return pids
-
-
-def is_port_error(exc):
-    return isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
