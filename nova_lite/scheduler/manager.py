@@ -17,7 +17,8 @@ class SchedulerManager(manager.Manager):
 
     @messaging.expected_exceptions(exception.NoValidHost)
     def select_host(self, context, exclude_hosts=None):
-        """Return the up, enabled compute host with the fewest instances.
+        """Return the up, enabled compute host with the fewest instances
+        (deleted ones are no load).
 
         1.1 added ``exclude_hosts``.  Raises ``NoValidHost`` when none is
         left.
