@@ -10,6 +10,9 @@ from nova_lite.conductor import rpcapi as conductor_rpcapi
 from nova_lite import context
 from nova_lite import exception
 from nova_lite.testing import waiters
+# The fixture: conductor, scheduler and computes cpu1 and cpu2, each its
+# own process.
+from tests.functional.test_daemons import deployment  # noqa: F401
 
 COMPUTE = 'nova-lite-compute'
 
@@ -17,24 +20,6 @@ COMPUTE = 'nova-lite-compute'
 @pytest.fixture
 def ctxt():
     return context.get_admin_context()
-
-
-@pytest.fixture
-def deployment(factory, db, client_rpc):
-    """conductor, scheduler and two computes, each its own process."""
-    daemons = {
-        'conductor': factory.start_daemon('nova-lite-conductor', 'ctl1'),
-        'scheduler': factory.start_daemon('nova-lite-scheduler', 'ctl1'),
-        'compute1': factory.start_daemon(COMPUTE, 'cpu1'),
-        'compute2': factory.start_daemon(COMPUTE, 'cpu2'),
-    }
-    for daemon in daemons.values():
-        try:
-            waiters.wait_for_service(db, daemon.host, daemon.binary)
-        except waiters.WaitTimeout:
-            pytest.fail('%s never came up; its log:\n%s' % (
-                daemon.binary, daemon.log_text()[-3000:]))
-    return daemons
 
 
 def _built(conf, db, ctxt):
