@@ -541,3 +541,22 @@ def test_finished_driver_tasks_are_pruned(factory, db, conf, ctxt):
     # Each start drops what finished before it: only the last is left.
     assert len(fake.tasks) == 1
     assert fake._in_monitor == {}
+
+
+def test_a_compute_capped_at_1_1_gets_requests_without_work_id(
+        factory, db, conf, ctxt):
+    """During an upgrade: a 1.1 compute would refuse the unknown argument,
+    so the request goes without it (and the host falls back to accepting
+    the conductor's pending state or no task)."""
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    conf.set_override('compute', '1.1', group='upgrade_levels')
+    rebooted = waiters.CastWaiter(svc.manager, 'reboot')
+    work = _claimed(db, instance_uuid, 'reboot')
+
+    compute_rpcapi.ComputeRPCAPI(conf).reboot(ctxt, 'h1', instance_uuid,
+                                              work_id=work['id'])
+
+    assert rebooted.wait() == {'instance_uuid': instance_uuid}
+    waiters.wait_for(lambda: db.instance_get(instance_uuid)['task_state']
+                     is None, timeout=10, what='the reboot to finish')
+    assert db.instance_get(instance_uuid)['vm_state'] == 'active'
