@@ -17,7 +17,6 @@ from nova_lite import concurrency
 from nova_lite import context
 from nova_lite import exception
 from nova_lite.testing import waiters
-from nova_lite import utils
 from nova_lite import virt
 from nova_lite.virt import jobs
 from nova_lite.virt import tasks
