@@ -153,7 +153,7 @@ def _assert_data(path):
     assert _read_pattern(path, *process.TOP_PATTERN), path
 
 
-# -- lifecycle --------------------------------------------------------------
+# -- lifecycle ------------------------------------------------------------
 
 def test_spawn_runs_qemu_with_a_disk_over_a_backing_image(host):
     host.spawn('u1')
@@ -226,7 +226,7 @@ def test_spawn_failure_leaves_nothing(make_host):
     assert not os.path.exists(host.path('u1'))
 
 
-# -- block jobs ---------------------------------------------------------------
+# -- block jobs -----------------------------------------------------------
 
 def test_pull_streams_the_backing_data_into_the_overlay(host):
     host.spawn('u1')
@@ -318,7 +318,7 @@ def test_bad_block_job_requests_are_named_and_leave_nothing(host):
         host.driver.block_job_info('nope', 'vda')
 
 
-# -- live migration ------------------------------------------------------------
+# -- live migration -------------------------------------------------------
 
 def _prepare(src, dest, uuid):
     return dest.driver.prepare_incoming(

@@ -61,16 +61,6 @@ class Waiter:
         return self.message
 
 
-def event_is(name, **data):
-    """A predicate: event ``name`` whose data has these values."""
-    def predicate(message):
-        if message.get('event') != name:
-            return False
-        found = message.get('data') or {}
-        return all(found.get(key) == value for key, value in data.items())
-    return predicate
-
-
 class Instance:
     """The driver's record of one instance."""
 

@@ -157,12 +157,6 @@ class Process:
             pass
         return self.wait_exit(timeout)
 
-    def stop(self, timeout):
-        """Wait ``timeout`` for a requested exit, then kill; release."""
-        if not self.wait_exit(timeout):
-            self.kill(timeout)
-        self.release()
-
     def release(self):
         if self._pidfd is not None:
             os.close(self._pidfd)
