@@ -70,6 +70,14 @@ class InstanceExists(NovaLiteException):
     msg_fmt = 'Instance %(instance_uuid)s already exists'
 
 
+class FlavorNotFound(NovaLiteException):
+    msg_fmt = 'Flavor %(flavor_id)s could not be found'
+
+
+class FlavorExists(NovaLiteException):
+    msg_fmt = 'A flavor named %(name)s or with id %(flavorid)s exists already'
+
+
 class InstanceNotOnHost(InstanceNotFound):
     msg_fmt = 'Instance %(instance_uuid)s is not on host %(host)s'
 

@@ -42,10 +42,20 @@ SAMPLE_FIELDS = ('topic', 'host', 'binary', 'to_service', 'in_service',
                  'clock_offset', 'skew', 'greenthreads', 'workers', 'backend',
                  'timed_out', 'error')
 INSTANCE_FIELDS = ('uuid', 'host', 'vm_state', 'task_state', 'power_state',
-                   'fault', 'created_at', 'updated_at')
+                   'fault', 'created_at', 'updated_at', 'display_name',
+                   'project_id', 'user_id', 'image_ref', 'flavorid',
+                   'flavor_name', 'vcpus', 'memory_mb', 'root_gb')
+FLAVOR_FIELDS = ('flavorid', 'name', 'vcpus', 'memory_mb', 'root_gb',
+                 'created_at')
+NODE_FIELDS = ('id', 'host', 'hypervisor_type', 'vcpus', 'memory_mb',
+               'local_gb', 'created_at', 'updated_at')
 WORK_FIELDS = ('id', 'instance_uuid', 'action', 'step', 'host', 'dest',
                'conductor_host', 'takeovers', 'finished_at', 'created_at',
                'updated_at')
+# The conductor_host of work that no conductor has yet: a build the API
+# recorded; the build cast (or, failing that, the takeover task) gives it
+# one.
+UNASSIGNED = '-'
 # The vm_state of a destroyed instance: no load on its host, and purged
 # after a while.
 DELETED = 'deleted'
@@ -365,11 +375,39 @@ class API:
             session.flush()
             return _as_dict(row, INSTANCE_FIELDS)
 
-    def instance_get_all(self, host=None):
-        query = sa.select(models.Instance).order_by(models.Instance.created_at)
+    def instance_get_all(self, host=None, project_id=None, deleted=None):
+        """Instances, oldest first; ``deleted`` False leaves out deleted
+        ones, True keeps only those, None keeps all."""
+        query = sa.select(models.Instance).order_by(models.Instance.created_at,
+                                                    models.Instance.uuid)
         if host:
             query = query.filter_by(host=host)
+        if project_id:
+            query = query.filter_by(project_id=project_id)
+        if deleted is not None:
+            is_deleted = models.Instance.vm_state == DELETED
+            query = query.where(is_deleted if deleted else ~is_deleted)
         return self._rows(query, INSTANCE_FIELDS)
+
+    def instance_usage_by_host(self):
+        """``{host: {'instances', 'vcpus', 'memory_mb', 'root_gb'}}`` of
+        the instances that are not deleted (a flavor-less one counts as
+        an instance only)."""
+        instance = models.Instance
+        query = (sa.select(instance.host, sa.func.count(),
+                           sa.func.coalesce(sa.func.sum(instance.vcpus), 0),
+                           sa.func.coalesce(sa.func.sum(instance.memory_mb),
+                                            0),
+                           sa.func.coalesce(sa.func.sum(instance.root_gb), 0))
+                 .where(instance.host.is_not(None),
+                        instance.vm_state != DELETED)
+                 .group_by(instance.host))
+        with self._session() as session:
+            return {host: {'instances': count, 'vcpus': int(vcpus),
+                           'memory_mb': int(memory_mb),
+                           'root_gb': int(root_gb)}
+                    for host, count, vcpus, memory_mb, root_gb
+                    in session.execute(query).all()}
 
     def instance_count_by_host(self):
         """``{host: instances}``, the scheduler's load: a deleted instance
@@ -402,20 +440,22 @@ class API:
                                  allowed_vm_states)
 
     def instance_create_with_work(self, uuid, action, step, conductor_host,
-                                  vm_state='building', task_state=None):
+                                  vm_state='building', task_state=None,
+                                  **values):
         """Create the instance and its first conductor work in one
         transaction; returns the work as a dict.
 
-        A uuid that is taken raises ``InstanceExists`` and records nothing:
-        a repeated build request never gets work on another build's
-        instance.
+        ``values`` are more instance columns (the API's name, owner,
+        image and flavor).  A uuid that is taken raises
+        ``InstanceExists`` and records nothing: a repeated build request
+        never gets work on another build's instance.
         """
         with self._session() as session:
             try:
                 with session.begin():
                     session.add(models.Instance(
                         uuid=uuid, vm_state=vm_state, task_state=task_state,
-                        power_state='nostate'))
+                        power_state='nostate', **values))
                     session.flush()
                     row = models.ConductorWork(
                         instance_uuid=uuid, action=action, step=step,
@@ -529,8 +569,10 @@ class API:
             row = session.get(models.ConductorWork, work_id)
             return None if row is None else _as_dict(row, WORK_FIELDS)
 
-    def work_claim(self, work, conductor_host):
-        """Take ``work`` over from its (dead) owner, in one UPDATE.
+    def work_claim(self, work, conductor_host, takeover=True):
+        """Take ``work`` over from its (dead) owner, in one UPDATE; with
+        ``takeover`` False it is a first claim of ``UNASSIGNED`` work and
+        does not count as a takeover.
 
         Returns the claimed work, or None when another conductor claimed
         it first or it finished meanwhile.
@@ -539,12 +581,59 @@ class API:
             result = session.execute(
                 _update_if_still_owned(work)
                 .values(conductor_host=conductor_host,
-                        takeovers=models.ConductorWork.takeovers + 1,
+                        takeovers=models.ConductorWork.takeovers +
+                        (1 if takeover else 0),
                         updated_at=models.utcnow()))
             if result.rowcount != 1:
                 return None
             return _as_dict(session.get(models.ConductorWork, work['id']),
                             WORK_FIELDS)
+
+    # -- flavors and compute nodes ---------------------------------------
+
+    def flavor_create(self, name, vcpus, memory_mb, root_gb, flavorid):
+        """Add a flavor; ``FlavorExists`` when its name or id is taken."""
+        with self._session() as session:
+            try:
+                with session.begin():
+                    row = models.Flavor(flavorid=flavorid, name=name,
+                                        vcpus=vcpus, memory_mb=memory_mb,
+                                        root_gb=root_gb)
+                    session.add(row)
+            except sa_exc.IntegrityError:
+                raise exception.FlavorExists(name=name, flavorid=flavorid)
+            return _as_dict(row, FLAVOR_FIELDS)
+
+    def flavor_get(self, flavorid):
+        with self._session() as session:
+            row = session.scalars(sa.select(models.Flavor).filter_by(
+                flavorid=flavorid)).one_or_none()
+            if row is None:
+                raise exception.FlavorNotFound(flavor_id=flavorid)
+            return _as_dict(row, FLAVOR_FIELDS)
+
+    def flavor_get_all(self):
+        """Flavors, smallest first (by memory, then id), as Nova lists
+        them."""
+        return self._rows(sa.select(models.Flavor).order_by(
+            models.Flavor.memory_mb, models.Flavor.flavorid), FLAVOR_FIELDS)
+
+    def compute_node_update(self, host, **values):
+        """Create or update the capacity row of compute ``host``."""
+        with self._session() as session, session.begin():
+            row = session.scalars(sa.select(models.ComputeNode).filter_by(
+                host=host)).one_or_none()
+            if row is None:
+                row = models.ComputeNode(host=host)
+                session.add(row)
+            for key, value in values.items():
+                setattr(row, key, value)
+            session.flush()
+            return _as_dict(row, NODE_FIELDS)
+
+    def compute_node_get_all(self):
+        return self._rows(sa.select(models.ComputeNode).order_by(
+            models.ComputeNode.id), NODE_FIELDS)
 
     # -- inflight samples ------------------------------------------------
 

@@ -65,6 +65,54 @@ class Instance(TimestampMixin, Base):
     task_state: orm.Mapped[str | None] = orm.mapped_column(sa.String(32))
     power_state: orm.Mapped[str] = orm.mapped_column(sa.String(32))
     fault: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    # What the Compute API shows (migration 006); None for instances built
+    # without the API.
+    display_name: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    project_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(255),
+                                                            index=True)
+    user_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    # No image service: the value the client sent, kept as it came.
+    image_ref: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    # The flavor as it was at build time (a later change of the flavor
+    # does not resize the instance).
+    flavorid: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    flavor_name: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    vcpus: orm.Mapped[int | None] = orm.mapped_column()
+    memory_mb: orm.Mapped[int | None] = orm.mapped_column()
+    root_gb: orm.Mapped[int | None] = orm.mapped_column()
+
+
+class Flavor(TimestampMixin, Base):
+    """A size an instance is built with (Nova's flavor, without extra
+    specs); ``db sync`` seeds Nova's historical m1.* defaults."""
+
+    __tablename__ = 'flavors'
+    __table_args__ = (
+        sa.UniqueConstraint('flavorid', name='uniq_flavors0flavorid'),
+        sa.UniqueConstraint('name', name='uniq_flavors0name'))
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    # The id the API shows ("1", or a uuid).
+    flavorid: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    vcpus: orm.Mapped[int] = orm.mapped_column()
+    memory_mb: orm.Mapped[int] = orm.mapped_column()
+    root_gb: orm.Mapped[int] = orm.mapped_column()
+
+
+class ComputeNode(TimestampMixin, Base):
+    """The capacity a compute host reports when it starts."""
+
+    __tablename__ = 'compute_nodes'
+    __table_args__ = (
+        sa.UniqueConstraint('host', name='uniq_compute_nodes0host'),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    hypervisor_type: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    vcpus: orm.Mapped[int] = orm.mapped_column()
+    memory_mb: orm.Mapped[int] = orm.mapped_column()
+    local_gb: orm.Mapped[int] = orm.mapped_column()
 
 
 class ConductorWork(TimestampMixin, Base):
