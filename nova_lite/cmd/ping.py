@@ -211,7 +211,7 @@ def main(argv=None):
         parser.print_usage(sys.stderr)
         print('%s: error: %s' % (PROG, exc), file=sys.stderr)
         return config.EXIT_USAGE
-    with common.exit_on_error(PROG):
+    with common.exit_on_error(PROG, log=False):
         rpc.init(conf)
         try:
             return run(conf, args, topic, host)

@@ -284,5 +284,8 @@ class ConductorManager(manager.Manager):
         spacing=lambda conf: min(PURGE_INTERVAL,
                                  conf.conductor.work_retention))
     def _purge_finished_work(self, context):
-        """Drop finished work older than ``[conductor] work_retention``."""
-        self.db.work_purge_finished(self.conf.conductor.work_retention)
+        """Drop finished work, and deleted instances, older than
+        ``[conductor] work_retention``."""
+        retention = self.conf.conductor.work_retention
+        self.db.work_purge_finished(retention)
+        self.db.instance_purge_deleted(retention)

@@ -11,8 +11,9 @@ _opts = [
                       'such work is claimed and finished by this '
                       'conductor.'),
     cfg.IntOpt('work_retention', default=7 * 24 * 3600, min=60,
-               help='Seconds finished conductor work records are kept; '
-                    'the takeover task deletes older ones.'),
+               help='Seconds finished conductor work records and deleted '
+                    'instances are kept; a periodic task of the conductor '
+                    'deletes older ones.'),
 ]
 
 

@@ -236,14 +236,16 @@ class API:
         with self._session() as session:
             return [_as_dict(row, fields) for row in session.scalars(query)]
 
-    def _delete_older_than(self, column, seconds, *where):
-        """Delete the rows whose ``column`` is over ``seconds`` old (and
-        that match ``where``); how many."""
+    def _delete_older_than(self, model, column, seconds, *where):
+        """Delete the ``model`` rows whose ``column`` (an expression) is
+        over ``seconds`` old (and that match ``where``); how many."""
         cutoff = models.utcnow() - datetime.timedelta(seconds=seconds)
         with self._session() as session, session.begin():
+            # No session state to keep in step: without this, a WHERE the
+            # ORM cannot evaluate makes it fetch the rows (RETURNING).
             return session.execute(
-                sa.delete(column.class_).where(column < cutoff, *where)
-            ).rowcount
+                sa.delete(model).where(column < cutoff, *where)
+                .execution_options(synchronize_session=False)).rowcount
 
     def connect(self):
         """Check the database answers, retrying per ``[database]`` options.
@@ -422,7 +424,10 @@ class API:
     def instance_purge_deleted(self, older_than_seconds):
         """Delete the instances deleted longer ago than that (their last
         update); returns how many."""
-        return self._delete_older_than(models.Instance.updated_at,
+        # A row created deleted was never updated.
+        last_change = sa.func.coalesce(models.Instance.updated_at,
+                                       models.Instance.created_at)
+        return self._delete_older_than(models.Instance, last_change,
                                        older_than_seconds,
                                        models.Instance.vm_state == DELETED)
 
@@ -561,7 +566,8 @@ class API:
 
     def work_purge_finished(self, older_than_seconds):
         """Delete work finished longer ago than that; returns how many."""
-        return self._delete_older_than(models.ConductorWork.finished_at,
+        return self._delete_older_than(models.ConductorWork,
+                                       models.ConductorWork.finished_at,
                                        older_than_seconds)
 
     def work_get(self, work_id):
@@ -668,5 +674,6 @@ class API:
 
     def inflight_samples_purge(self, older_than_seconds):
         """Delete samples older than the retention; returns how many."""
-        return self._delete_older_than(models.InflightSample.created_at,
+        return self._delete_older_than(models.InflightSample,
+                                       models.InflightSample.created_at,
                                        older_than_seconds)

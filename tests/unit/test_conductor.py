@@ -403,3 +403,18 @@ def test_finished_work_is_purged_after_the_retention(db, monkeypatch):
 
     assert db.work_purge_finished(60) == 1
     assert [w['id'] for w in db.work_get_all()] == [unfinished['id']]
+
+
+def test_conductor_purges_deleted_instances_after_the_retention(
+        factory, conf, db, ctxt, monkeypatch):
+    conf.set_override('work_retention', 60, group='conductor')
+    conductor = factory.start_service('conductor', host='c1').manager
+    db.instance_create('gone', vm_state='deleted', host='h1')
+    db.instance_create('alive', vm_state='active', host='h1')
+    later = models.utcnow() + datetime.timedelta(hours=1)
+    monkeypatch.setattr(models, 'utcnow', lambda: later)
+
+    conductor._purge_finished_work(ctxt)
+
+    assert [i['uuid'] for i in db.instance_get_all()] == ['alive']
+    assert db.instance_count_by_host() == {'h1': 1}
