@@ -48,6 +48,29 @@ if greenthread.GreenThread.__init__ is not _tracked_init:
     greenthread._spawn_n = _tracked_spawn_n
 
 
+def _native_safe_logging():
+    """Give logging handlers locks that native threads can share.
+
+    Monkey-patching made ``threading.RLock`` green, and a green lock that
+    two native threads contend never wakes its waiter: two driver threads
+    (a thread-pool call, a QMP reader) logging at once hang for good.
+    oslo.log's ``PipeMutex`` works for greenthreads and native threads
+    alike; ``oslo_log.log.setup`` installs it for the daemons' handlers,
+    and this does the same for every process on this backend (tests and
+    tools too), including handlers that exist already.
+    """
+    from oslo_log import pipe_mutex
+
+    if logging.Handler.createLock is pipe_mutex.pipe_createLock:
+        return
+    logging.Handler.createLock = pipe_mutex.pipe_createLock
+    for handler in logging.getLogger().handlers:
+        handler.createLock()
+
+
+_native_safe_logging()
+
+
 class _GreenHandle:
     def __init__(self, thread):
         self._thread = thread
