@@ -172,6 +172,10 @@ class ComputeServiceUnavailable(NovaLiteException):
                '%(reason)s')
 
 
+class APIListenError(NovaLiteException):
+    msg_fmt = 'Cannot listen on %(host)s:%(port)s: %(reason)s'
+
+
 class DBSchemaMissing(NovaLiteException):
     msg_fmt = ('The database %(url)s has no schema; run `nova-lite-manage '
                'db sync`')

@@ -49,6 +49,7 @@ SERVICE_MANAGERS = {
     'scheduler': 'nova_lite.scheduler.manager:SchedulerManager',
     'compute': 'nova_lite.compute.manager:ComputeManager',
     'inflight': 'nova_lite.inflight.manager:InflightManager',
+    'api': 'nova_lite.api.manager:APIManager',
 }
 
 

@@ -13,6 +13,7 @@ import oslo_messaging as messaging
 from oslo_log import log as logging
 
 from nova_lite.compute import block_jobs
+from nova_lite.compute import resources
 from nova_lite.compute import rpcapi as compute_rpcapi
 from nova_lite.compute import task_states
 from nova_lite import context as nova_context
@@ -64,6 +65,7 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
 
     def init_host(self):
         self.driver = virt.load_driver(self.conf, self.host)
+        resources.report_capacity(self.conf, self.db, self.host)
         if self.driver.emits_events:
             # Driver threads hand events to one greenthread.
             self._event_queue = concurrency.HubQueue(self._handle_event)

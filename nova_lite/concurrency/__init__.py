@@ -22,6 +22,8 @@ of nova_lite uses only these names:
   ``select``, ``subprocess``, ``threading``) for I/O in native threads,
   such as the QEMU driver's QMP connections and ``qemu-img`` runs; nothing
   outside this package imports eventlet to get them;
+- ``serve_wsgi(app, host, port, pool_size)``: an HTTP server for a WSGI
+  app (eventlet's WSGI server, or wsgiref with a native thread pool);
 - ``RPC_EXECUTOR``: the oslo.messaging executor of the backend.
 """
 
@@ -48,3 +50,4 @@ native_timer = _impl.native_timer
 native_lock = _impl.native_lock
 native_thread_id = _impl.native_thread_id
 native_module = _impl.native_module
+serve_wsgi = _impl.serve_wsgi

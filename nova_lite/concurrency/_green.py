@@ -13,6 +13,7 @@ from eventlet import greenthread
 from eventlet import hubs
 from eventlet import patcher
 from eventlet import tpool
+from eventlet import wsgi as eventlet_wsgi
 
 LOG = logging.getLogger(__name__)
 
@@ -300,3 +301,37 @@ def native_module(name):
                   else patcher.original(name))
         _NATIVE_MODULES[name] = module
     return module
+
+
+class _GreenWSGIServer:
+    """eventlet's WSGI server in a greenthread, each connection in a
+    greenthread of a pool of ``pool_size``."""
+
+    kind = 'eventlet.wsgi'
+
+    def __init__(self, app, host, port, pool_size):
+        self._sock = eventlet.listen((host, port))
+        self.port = self._sock.getsockname()[1]
+        self._pool = eventlet.GreenPool(pool_size)
+        # debug=False: an error never sends a traceback to the client;
+        # the app logs each request itself (log_output=False).  An idle
+        # keep-alive connection gives its pool slot back after 10 s.
+        self._thread = eventlet.spawn(
+            eventlet_wsgi.server, self._sock, app, custom_pool=self._pool,
+            log=logging.getLogger('eventlet.wsgi.server'), log_output=False,
+            debug=False, keepalive=10, socket_timeout=60)
+
+    def stop(self, timeout):
+        """Stop accepting (idle connections are closed), then wait up to
+        ``timeout`` s for the requests in flight; True once none is."""
+        self._thread.kill()
+        with eventlet.Timeout(timeout, False):
+            self._pool.waitall()
+        return self._pool.running() == 0
+
+
+def serve_wsgi(app, host, port, pool_size):
+    """Listen on ``host:port`` (``OSError`` if it cannot) and serve
+    ``app`` with eventlet's WSGI server; returns the server (``port``,
+    ``stop(timeout)``)."""
+    return _GreenWSGIServer(app, host, port, pool_size)

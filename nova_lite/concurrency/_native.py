@@ -4,8 +4,10 @@ import concurrent.futures
 import importlib
 import logging
 import queue
+import socketserver
 import threading
 import time
+from wsgiref import simple_server
 
 LOG = logging.getLogger(__name__)
 
@@ -164,3 +166,87 @@ def native_thread_id():
 def native_module(name):
     """The standard-library module ``name``: nothing is patched here."""
     return importlib.import_module(name)
+
+
+class _QuietHandler(simple_server.WSGIRequestHandler):
+    """wsgiref's handler; the app logs each request, not this."""
+
+    def log_message(self, format, *args):
+        LOG.debug('wsgiref: ' + format, *args)
+
+    def address_string(self):
+        return self.client_address[0]
+
+
+class _PooledWSGIServer(simple_server.WSGIServer):
+    """wsgiref's server with each connection in a bounded thread pool
+    (ThreadingMixIn would start a thread per connection, unbounded)."""
+
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, app, host, port, pool_size):
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=pool_size, thread_name_prefix='nova-lite-wsgi')
+        self._busy = 0
+        self._idle = threading.Condition()
+        super().__init__((host, port), _QuietHandler)
+        self.set_app(app)
+
+    def server_bind(self):
+        # Not HTTPServer's: its getfqdn() may wait on DNS for seconds.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+        self.setup_environ()
+
+    def process_request(self, request, client_address):
+        with self._idle:
+            self._busy += 1
+        self._pool.submit(self._serve, request, client_address)
+
+    def _serve(self, request, client_address):
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 - one connection only
+            LOG.exception('Error serving %s', client_address[0])
+        finally:
+            self.shutdown_request(request)
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def handle_error(self, request, client_address):
+        LOG.exception('Error serving %s', client_address[0])
+
+
+class _NativeWSGIServer:
+    kind = 'wsgiref, threaded'
+
+    def __init__(self, app, host, port, pool_size):
+        self._server = _PooledWSGIServer(app, host, port, pool_size)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={'poll_interval': 0.1},
+            name='nova-lite-wsgi-accept', daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout):
+        """Stop accepting, then wait up to ``timeout`` s for the requests
+        in flight (and those accepted but queued); True once none is."""
+        deadline = time.monotonic() + timeout
+        self._server.shutdown()
+        self._server.socket.close()
+        server = self._server
+        with server._idle:
+            while server._busy and time.monotonic() < deadline:
+                server._idle.wait(max(0.0, deadline - time.monotonic()))
+            drained = not server._busy
+        server._pool.shutdown(wait=False)
+        return drained
+
+
+def serve_wsgi(app, host, port, pool_size):
+    """Listen on ``host:port`` (``OSError`` if it cannot) and serve
+    ``app`` from a pool of ``pool_size`` native threads; returns the
+    server (``port``, ``stop(timeout)``)."""
+    return _NativeWSGIServer(app, host, port, pool_size)

@@ -6,7 +6,11 @@ that succeeds only if no other action holds it (Nova's
 ``expected_task_state``), so of two concurrent requests exactly one is
 accepted and the other gets ``InstanceActionInProgress``.  A build claims
 its instance by creating it (``scheduling``), in the same transaction as its
-work: a repeated build of one uuid is ignored.  The compute host swaps the
+work: a repeated build of one uuid is ignored.  nova-lite-api creates the
+instance and its build work itself (``UNASSIGNED``, so that a GET right
+after the POST finds it) and casts ``build_instance(work_id)``; the
+conductor that receives it claims the work by compare-and-swap on its
+owner.  The compute host swaps the
 pending task_state for its running one and clears it when the operation
 ends (``nova_lite.compute.task_states``).
 
@@ -18,8 +22,9 @@ has reached, in the same transaction that claims the instance::
 
 A step is written before the next begins.  Each conductor looks, every
 ``[conductor] takeover_interval``, for unfinished work whose conductor is
-down, claims it in one UPDATE (one winner among live conductors) and runs it
-on from its step; at start-up it also resumes its own unfinished work (a
+down (or that is ``UNASSIGNED`` for longer than ``service_down_time``: its
+cast was lost, or no conductor ran), claims it in one UPDATE (one winner
+among live conductors) and runs it on from its step; at start-up it also resumes its own unfinished work (a
 restart with the same ``host``).  A conductor whose work was taken over
 while it was only slow finds out at its next step (``WorkTakenOver``) and
 stops.  At ``casting``, the work is re-sent only if the instance still shows
@@ -34,6 +39,8 @@ from oslo_log import log as logging
 
 from nova_lite.compute import rpcapi as compute_rpcapi
 from nova_lite.compute import task_states
+from nova_lite.db import api as db_api
+from nova_lite.db import models
 from nova_lite import exception
 from nova_lite import manager
 from nova_lite.scheduler import rpcapi as scheduler_rpcapi
@@ -61,7 +68,7 @@ _SCHEDULING_ERRORS = (exception.NoValidHost, messaging.MessagingTimeout)
 class ConductorManager(manager.Manager):
     """Server side of the conductor RPC API (see ``ConductorRPCAPI``)."""
 
-    target = messaging.Target(version='1.1')
+    target = messaging.Target(version='1.2')
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -95,7 +102,7 @@ class ConductorManager(manager.Manager):
 
     # -- RPC API -----------------------------------------------------------
 
-    def build_instance(self, context, instance_uuid):
+    def build_instance(self, context, instance_uuid, work_id=None):
         """Cast: create, schedule and spawn ``instance_uuid``.
 
         A scheduling failure leaves the instance in ERROR with the reason,
@@ -103,7 +110,15 @@ class ConductorManager(manager.Manager):
         instance and the work are created together: a repeated request
         (a retrying client, a re-delivered message) finds the uuid taken
         and is ignored.
+
+        1.2 added ``work_id``: the caller recorded the instance and its
+        ``UNASSIGNED`` build work; this conductor claims that work (one
+        winner, should the takeover task or a repeated cast compete) and
+        runs it.
         """
+        if work_id is not None:
+            self._claim_build(context, instance_uuid, work_id)
+            return
         try:
             work = self.db.instance_create_with_work(
                 instance_uuid, 'build', 'scheduling', self.host,
@@ -113,6 +128,20 @@ class ConductorManager(manager.Manager):
                         'repeated request ignored', instance_uuid)
             return
         self._run(context, work)
+
+    def _claim_build(self, context, instance_uuid, work_id):
+        work = self.db.work_get(work_id)
+        claimed = None
+        if (work is not None and work['instance_uuid'] == instance_uuid
+                and work['action'] == 'build'
+                and work['conductor_host'] == db_api.UNASSIGNED):
+            claimed = self.db.work_claim(work, self.host, takeover=False)
+        if claimed is None:
+            LOG.warning('build_instance: work %s of instance %s is not '
+                        'unassigned (any more); repeated request ignored',
+                        work_id, instance_uuid)
+            return
+        self._run(context, claimed)
 
     @messaging.expected_exceptions(exception.InstanceNotFound,
                                    exception.InvalidState)
@@ -169,6 +198,8 @@ class ConductorManager(manager.Manager):
         work = self.db.work_create(
             instance_uuid, action, 'casting', self.host, dest=dest,
             guard=(task_state, vm_states))
+        LOG.info('Accepted %s of instance %s on %s%s', action, instance_uuid,
+                 work['host'], ' to %s' % dest if dest else '')
         self._run(context, work)
         return {'instance_uuid': instance_uuid, 'action': action,
                 'host': work['host'], 'dest': dest, 'work_id': work['id']}
@@ -214,6 +245,7 @@ class ConductorManager(manager.Manager):
                                               task_state=None,
                                               fault=str(exc)))
             return None
+        LOG.info('Building instance %s on %s', instance_uuid, host)
         # The compute host acts only on an instance that names it.
         return self.db.work_update(work, step='casting', host=host,
                                    instance=dict(host=host))
@@ -259,7 +291,13 @@ class ConductorManager(manager.Manager):
                 if servicegroup.is_up(svc, down_time)}
         for work in unfinished:
             owner = work['conductor_host']
-            if owner == self.host:
+            if owner == db_api.UNASSIGNED:
+                if not _older_than(work, down_time):
+                    continue      # its build cast is on its way
+                claimed = self.db.work_claim(work, self.host)
+                if claimed is None:
+                    continue
+            elif owner == self.host:
                 if work['id'] not in self._orphans:
                     continue      # a greenthread of ours runs it
                 self._orphans.discard(work['id'])
@@ -270,11 +308,9 @@ class ConductorManager(manager.Manager):
                 claimed = self.db.work_claim(work, self.host)
                 if claimed is None:
                     continue      # another conductor was first
-            LOG.warning('Taking over %s of instance %s from %s conductor '
-                        '%s at step %s', work['action'],
-                        work['instance_uuid'],
-                        'my earlier' if owner == self.host else 'dead',
-                        owner, work['step'])
+            LOG.warning('Taking over %s of instance %s from %s at step %s',
+                        work['action'], work['instance_uuid'],
+                        _owner_text(owner, self.host), work['step'])
             try:
                 self._run(context, claimed, resumed=True)
             except Exception:  # noqa: BLE001 - logged; on to the next one
@@ -289,3 +325,14 @@ class ConductorManager(manager.Manager):
         retention = self.conf.conductor.work_retention
         self.db.work_purge_finished(retention)
         self.db.instance_purge_deleted(retention)
+
+
+def _older_than(work, seconds):
+    return (models.utcnow() - work['created_at']).total_seconds() > seconds
+
+
+def _owner_text(owner, me):
+    if owner == db_api.UNASSIGNED:
+        return 'nobody (its build cast never arrived)'
+    return '%s conductor %s' % ('my earlier' if owner == me else 'dead',
+                                owner)

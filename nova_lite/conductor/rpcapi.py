@@ -9,14 +9,28 @@ class ConductorRPCAPI(rpc.RPCAPIBase):
     1.0 - Initial version: build_instance(instance_uuid).
     1.1 - Add reboot_instance, destroy_instance, migrate_instance: calls
           that claim the instance or raise InstanceActionInProgress.
+    1.2 - build_instance(work_id): carry on a build whose instance and
+          work the caller (nova-lite-api) recorded.
     """
 
     TOPIC = 'conductor'
 
-    def build_instance(self, ctxt, instance_uuid):
-        """Cast: create, schedule and spawn an instance."""
-        cctxt = self._require('build_instance', '1.0')
-        cctxt.cast(ctxt, 'build_instance', instance_uuid=instance_uuid)
+    def build_instance(self, ctxt, instance_uuid, work_id=None):
+        """Cast: create, schedule and spawn an instance.
+
+        With ``work_id`` (1.2) the instance and its build work exist
+        already (``db.instance_create_with_work`` with the ``UNASSIGNED``
+        owner) and the conductor claims and runs that work;
+        ``VersionCapTooLow`` under a lower cap (the work is then left to
+        the conductors' takeover task).
+        """
+        if work_id is None:
+            cctxt = self._require('build_instance', '1.0')
+            cctxt.cast(ctxt, 'build_instance', instance_uuid=instance_uuid)
+            return
+        cctxt = self._require('build_instance', '1.2')
+        cctxt.cast(ctxt, 'build_instance', instance_uuid=instance_uuid,
+                   work_id=work_id)
 
     def reboot_instance(self, ctxt, instance_uuid):
         """Call: reboot; returns the accepted action (a dict)."""

@@ -4,6 +4,7 @@
 given.  Nothing here registers on a global at import time.
 """
 
+from nova_lite.conf import api
 from nova_lite.conf import base
 from nova_lite.conf import compute
 from nova_lite.conf import conductor
@@ -17,7 +18,7 @@ from nova_lite.conf import upgrade_levels
 
 # Every group module, in the order the sample config lists them.
 GROUP_MODULES = (base, messaging, database, upgrade_levels, inflight, statsd,
-                 conductor, compute, fake_driver, qemu)
+                 conductor, compute, fake_driver, qemu, api)
 
 
 def register_opts(conf):

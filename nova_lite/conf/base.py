@@ -7,7 +7,7 @@ from oslo_config import cfg
 
 # The topics a manager can be configured for; each gets a <topic>_manager
 # option so a deployment (or a test) can swap in its own manager class.
-TOPICS = ('conductor', 'scheduler', 'compute', 'inflight')
+TOPICS = ('conductor', 'scheduler', 'compute', 'inflight', 'api')
 
 _default_opts = [
     cfg.StrOpt('host',

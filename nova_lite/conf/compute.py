@@ -17,6 +17,16 @@ _opts = [
     cfg.FloatOpt('job_acquire_timeout', default=30.0, min=0.0,
                  help='Seconds to wait to start a job on an instance that '
                       'another job holds.'),
+    cfg.IntOpt('vcpus', default=0, min=0,
+               help='vCPUs this host offers (os-hypervisors). 0: the '
+                    'host\'s CPU count, read at start-up.'),
+    cfg.IntOpt('memory_mb', default=0, min=0,
+               help='Memory in MB this host offers (os-hypervisors). 0: '
+                    'the host\'s physical memory, read at start-up.'),
+    cfg.IntOpt('disk_gb', default=0, min=0,
+               help='Disk in GB this host offers (os-hypervisors). 0: the '
+                    'size of the file system holding state_path, read at '
+                    'start-up.'),
 ]
 
 

@@ -33,5 +33,5 @@ class SchedulerManager(manager.Manager):
                 reason='no up and enabled compute service')
         load = self.db.instance_count_by_host()
         host = min(sorted(candidates), key=lambda h: load.get(h, 0))
-        LOG.debug('Selected %s out of %s', host, candidates)
+        LOG.info('Selected %s out of %s', host, candidates)
         return host
