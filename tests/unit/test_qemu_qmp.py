@@ -322,3 +322,32 @@ def test_bad_port_range_is_config_error_at_driver_load(conf):
 def test_instances_path_follows_state_path_at_runtime(conf):
     assert conf.qemu.instances_path == os.path.join(conf.state_path,
                                                     'instances')
+
+
+def test_native_threads_can_log_at_the_same_time():
+    """Driver threads (pool calls, QMP readers) log; under eventlet a
+    green handler lock contended by two native threads would hang them."""
+    import logging
+
+    handler = logging.StreamHandler(open(os.devnull, 'w'))
+    logger = logging.getLogger('nova_lite.test_native_logging')
+    logger.addHandler(handler)
+    logger.propagate = False
+    done = []
+
+    def log_a_lot(name):
+        for line in range(3000):
+            logger.warning('%s %d', name, line)
+        done.append(name)
+
+    workers = [_threading.Thread(target=log_a_lot, args=(name,),
+                                 daemon=True) for name in ('a', 'b')]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(TIMEOUT)
+        assert sorted(done) == ['a', 'b'], 'a logging thread hung'
+    finally:
+        logger.removeHandler(handler)
+        handler.stream.close()
