@@ -1,5 +1,6 @@
 """The eventlet backend (``nova_lite.monkey_patch`` has patched already)."""
 
+import atexit
 import collections
 import importlib
 import logging
@@ -58,13 +59,19 @@ def _native_safe_logging():
     oslo.log's ``PipeMutex`` works for greenthreads and native threads
     alike; ``oslo_log.log.setup`` installs it for the daemons' handlers,
     and this does the same for every process on this backend (tests and
-    tools too), including handlers that exist already.
+    tools too), including handlers that exist already.  The module's own
+    lock (taken on a logger-cache miss, ``setLevel``, a SIGHUP reload) is
+    replaced too; ``PipeMutex`` is reentrant, as that ``RLock`` was.
     """
     from oslo_log import pipe_mutex
 
     if logging.Handler.createLock is pipe_mutex.pipe_createLock:
         return
     logging.Handler.createLock = pipe_mutex.pipe_createLock
+    # Put back at exit, so the mutex is closed while ``os`` still exists
+    # (closed at module teardown, it prints an ignored AttributeError).
+    atexit.register(setattr, logging, '_lock', logging._lock)
+    logging._lock = pipe_mutex.PipeMutex()
     for handler in logging.getLogger().handlers:
         handler.createLock()
 
@@ -310,7 +317,9 @@ class _GreenWSGIServer:
     kind = 'eventlet.wsgi'
 
     def __init__(self, app, host, port, pool_size):
-        self._sock = eventlet.listen((host, port))
+        # No SO_REUSEPORT (eventlet's default): a second server on a port
+        # in use must fail, not share it.
+        self._sock = eventlet.listen((host, port), reuse_port=False)
         self.port = self._sock.getsockname()[1]
         self._pool = eventlet.GreenPool(pool_size)
         # debug=False: an error never sends a traceback to the client;
