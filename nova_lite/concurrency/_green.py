@@ -51,29 +51,29 @@ if greenthread.GreenThread.__init__ is not _tracked_init:
 
 
 def _native_safe_logging():
-    """Give logging handlers locks that native threads can share.
+    """Give logging locks that native threads can share.
 
     Monkey-patching made ``threading.RLock`` green, and a green lock that
     two native threads contend never wakes its waiter: two driver threads
     (a thread-pool call, a QMP reader) logging at once hang for good.
     oslo.log's ``PipeMutex`` works for greenthreads and native threads
-    alike; ``oslo_log.log.setup`` installs it for the daemons' handlers,
-    and this does the same for every process on this backend (tests and
-    tools too), including handlers that exist already.  The module's own
-    lock (taken on a logger-cache miss, ``setLevel``, a SIGHUP reload) is
-    replaced too; ``PipeMutex`` is reentrant, as that ``RLock`` was.
+    alike, and is reentrant as an ``RLock`` is.  Every handler's lock
+    (including handlers that exist already) and the logging module's own
+    lock (a logger-cache miss, ``setLevel``) become one.  oslo.log's setup
+    would otherwise make the module lock a *green* RLock again (its
+    "eventlet fix"); it is told that fix is applied.
     """
+    from oslo_log import log as oslo_log
     from oslo_log import pipe_mutex
 
-    if logging.Handler.createLock is pipe_mutex.pipe_createLock:
-        return
     logging.Handler.createLock = pipe_mutex.pipe_createLock
+    for handler in logging.getLogger().handlers:
+        handler.createLock()
+    oslo_log._EVENTLET_FIX_APPLIED = True
     # Put back at exit, so the mutex is closed while ``os`` still exists
     # (closed at module teardown, it prints an ignored AttributeError).
     atexit.register(setattr, logging, '_lock', logging._lock)
     logging._lock = pipe_mutex.PipeMutex()
-    for handler in logging.getLogger().handlers:
-        handler.createLock()
 
 
 _native_safe_logging()

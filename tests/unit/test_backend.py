@@ -88,3 +88,25 @@ def test_auto_cap_with_no_live_service_is_not_kept(conf, factory, db):
     svc = factory.start_service('scheduler', host='h1')
     client.client                               # the next use resolves it
     assert client.version_cap == svc.version
+
+
+def test_native_threads_share_the_logging_modules_lock(conf):
+    """logging's module lock (a logger-cache miss, setLevel) is taken by
+    driver threads too; under eventlet a green lock two native threads
+    contend never wakes its waiter.  A daemon's log setup (oslo.log's)
+    must not make it green again."""
+    config.setup_logging(conf)
+    done = []
+
+    def configure_loggers(name):
+        for n in range(2000):
+            logging.getLogger('nova_lite.test_lock.%s.%d' % (name, n % 40)
+                              ).setLevel(logging.INFO)
+        done.append(name)
+
+    threads = [concurrency.spawn(concurrency.execute_in_thread,
+                                 configure_loggers, name)
+               for name in 'abcd']
+    for thread in threads:
+        thread.join(60)
+    assert sorted(done) == list('abcd'), 'a thread hung on logging._lock'
