@@ -185,3 +185,8 @@ class DBSchemaMismatch(DBSchemaMissing):
     msg_fmt = ('The database %(url)s is at schema revision %(revision)s, '
                'this nova_lite needs %(head)s; run `nova-lite-manage db '
                'sync`')
+
+
+class MigrationPreCheckError(InvalidInput):
+    msg_fmt = ('Cannot migrate instance %(instance_uuid)s to %(dest)s: '
+               '%(reason)s')

@@ -59,10 +59,13 @@ class BlockJobsMixin:
             waiter = self._block_job_ends.get(key)
             if waiter is not None:
                 waiter.set()
+            payload = {'instance_uuid': event['instance_uuid'],
+                       'disk': event['disk'], 'job_type': event['kind'],
+                       'host': self.host}
+            if 'error' in event:
+                payload['error'] = event['error']
             self._notify(None, 'compute.block_job.%s' % event['state'],
-                         {'instance_uuid': event['instance_uuid'],
-                          'disk': event['disk'], 'job_type': event['kind'],
-                          'host': self.host})
+                         payload)
 
     def _block_job_info(self, instance_uuid, disk):
         return self._run_job(instance_uuid, jobs.QUERY,

@@ -5,6 +5,19 @@ thread pool; long operations are driver tasks a greenthread polls (woken
 early by completion events); each instance has a job controller
 (``virt.jobs``) and a monitor lock.  Casts that fail mark the instance ERROR
 with the reason; nothing a caller sends can stop the service.
+
+A live migration goes source -> destination ``pre_live_migration`` (1.3;
+the destination's driver prepares and returns ``migrate_data``) -> the
+source's driver migrates -> destination ``adopt_migrated``.  When it fails
+before the instance has moved, the destination is told to roll back
+(``rollback_live_migration_at_destination``); the source still runs, so
+the instance stays ``active`` here with the fault recorded.
+
+Power changes the driver reports (``power`` events: a guest paused, shut
+down or killed) update the instance's power_state unless an action owns
+the instance (its task_state is set), as Nova's power-state sync does; a
+``crashed`` or ``shutdown`` instance is announced as
+``compute.instance.power_off``.
 """
 
 import contextlib
@@ -31,6 +44,22 @@ LOG = logging.getLogger(__name__)
 _EXPECTED_ERRORS = (exception.NovaLiteException,
                     messaging.MessagingException, OSError)
 
+# Power states that mean the guest is gone (notified as power_off).
+_POWER_OFF_STATES = ('crashed', 'shutdown')
+# A source that is still in one of these after a failed migration runs on.
+_LIVE_POWER_STATES = ('running', 'paused')
+
+
+class _MigrationRolledBack(Exception):
+    """A migration failed before the instance moved; the source runs on
+    in ``power_state``."""
+
+    def __init__(self, cause, power_state):
+        super().__init__(str(cause))
+        self.cause = cause
+        self.power_state = power_state
+
+
 # What each long operation but migrate sets on success.
 _DONE = {
     'spawn': dict(vm_state='active', power_state='running'),
@@ -52,7 +81,7 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
     is ignored.
     """
 
-    target = messaging.Target(version='1.2')
+    target = messaging.Target(version='1.3')
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -93,6 +122,31 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
             self.task_events.done(event['task_id'])
         elif event['type'] == 'block_job':
             self._block_job_event(event)
+        elif event['type'] == 'power':
+            self._power_event(event)
+
+    def _power_event(self, event):
+        """Record a power change the driver saw (see the module doc)."""
+        instance_uuid, state = event['instance_uuid'], event['state']
+        try:
+            instance = self.db.instance_get(instance_uuid)
+            if instance['host'] != self.host or instance['task_state']:
+                # Another host's, or an action in progress owns its state.
+                LOG.info('Power event %s of instance %s ignored: it is on '
+                         '%s, task %s', state, instance_uuid,
+                         instance['host'], instance['task_state'])
+                return
+            self.db.instance_update(instance_uuid, power_state=state)
+        except Exception:  # noqa: BLE001 - the event loop must live on
+            LOG.exception('Cannot record power state %s of instance %s',
+                          state, instance_uuid)
+            return
+        LOG.warning('Instance %s is %s: %s', instance_uuid, state,
+                    event.get('reason'))
+        if state in _POWER_OFF_STATES:
+            self._notify(None, 'compute.instance.power_off',
+                         {'instance_uuid': instance_uuid, 'host': self.host,
+                          'state': state, 'reason': event.get('reason')})
 
     def _notify(self, context, event_type, payload):
         try:
@@ -161,8 +215,10 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
                      work_id, now)
         return instance
 
-    def _fail(self, context, instance_uuid, operation, exc):
-        """Mark the instance ERROR with the reason; never raises."""
+    def _fail(self, context, instance_uuid, operation, exc,
+              vm_state='error', **values):
+        """Mark the instance ERROR (or ``vm_state``, with ``values``) with
+        the reason and no task; never raises."""
         if isinstance(exc, _EXPECTED_ERRORS):
             LOG.warning('%s of instance %s failed: %s', operation,
                         instance_uuid, exc)
@@ -170,9 +226,10 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
             LOG.error('%s of instance %s failed unexpectedly: %r', operation,
                       instance_uuid, exc, exc_info=exc)
         try:
-            self.db.instance_update(instance_uuid, vm_state='error',
+            self.db.instance_update(instance_uuid, vm_state=vm_state,
                                     task_state=None,
-                                    fault=str(exc) or type(exc).__name__)
+                                    fault=str(exc) or type(exc).__name__,
+                                    **values)
         except Exception:  # noqa: BLE001 - nothing more can be done here
             LOG.exception('Cannot record the failure of %s of instance %s',
                           operation, instance_uuid)
@@ -242,7 +299,9 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
         Runs as the MIGRATION_OUT async job; QUERY jobs (get_stats) are let
         in while the migration converges, and only then.  A repeated
         request is dropped by the claim, before it could queue behind the
-        running migration.
+        running migration.  A migration that fails before the instance
+        moved is rolled back at the destination and leaves the instance
+        ``active`` here (with the fault) when its source still runs.
         """
         if dest == self.host:
             # Nothing to move; only release the conductor's claim.
@@ -259,17 +318,21 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
         try:
             self._notify(context, 'compute.instance.migrate.start', payload)
             with self.jobs.held(instance_uuid) as instance_jobs:
-                self._migrate(instance_jobs, dest)
+                self._migrate(context, instance_jobs, dest)
             # Gone from here: drop its job state (once nobody holds it).
             self.jobs.forget(instance_uuid)
             self.compute_rpcapi.adopt_migrated(context, dest, instance_uuid,
                                                instance['power_state'])
+        except _MigrationRolledBack as rolled:
+            self._fail(context, instance_uuid, 'migrate', rolled.cause,
+                       vm_state='active', power_state=rolled.power_state)
+            return
         except Exception as exc:  # noqa: BLE001 - never leave it claimed
             self._fail(context, instance_uuid, 'migrate', exc)
             return
         self._notify(context, 'compute.instance.migrate.end', payload)
 
-    def _migrate(self, instance_jobs, dest):
+    def _migrate(self, context, instance_jobs, dest):
         instance_uuid = instance_jobs.instance_uuid
 
         def follow_phase(status):
@@ -283,14 +346,71 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
         with instance_jobs.async_job_held(jobs.MIGRATION_OUT,
                                           mask={jobs.QUERY}):
             try:
-                with instance_jobs.monitor():
-                    task_id = self.driver.migrate(instance_uuid, dest)
-                self._task(instance_jobs, 'migrate', task_id,
-                           on_poll=follow_phase).wait()
-            finally:
-                if instance_jobs.interruptible:
-                    instance_jobs.leave_interruptible()
+                try:
+                    with instance_jobs.monitor():
+                        source_data = self.driver.migration_source_data(
+                            instance_uuid)
+                    migrate_data = None
+                    if self.compute_rpcapi.can_send_version('1.3'):
+                        migrate_data = self.compute_rpcapi.pre_live_migration(
+                            context, dest, instance_uuid, source_data)
+                    with instance_jobs.monitor():
+                        task_id = self.driver.migrate(instance_uuid, dest,
+                                                      migrate_data)
+                    self._task(instance_jobs, 'migrate', task_id,
+                               on_poll=follow_phase).wait()
+                finally:
+                    if instance_jobs.interruptible:
+                        instance_jobs.leave_interruptible()
+            except Exception as exc:
+                self._roll_back_migration(context, instance_jobs, dest, exc)
+                raise
+            # Moved: from here on a failure is no rollback (the source is
+            # gone), and the instance ends ERROR.
             self.db.instance_update(instance_uuid, host=dest, task_state=None)
+
+    def _roll_back_migration(self, context, instance_jobs, dest, exc):
+        """The migration failed before the instance moved: tell ``dest``
+        to drop what it prepared, and raise ``_MigrationRolledBack`` when
+        the failure is one a host expects and the source still runs (an
+        unexpected error, or a source that is gone, ends ERROR)."""
+        instance_uuid = instance_jobs.instance_uuid
+        if self.compute_rpcapi.can_send_version('1.3'):
+            try:
+                self.compute_rpcapi.rollback_live_migration_at_destination(
+                    context, dest, instance_uuid)
+            except Exception:  # noqa: BLE001 - report the first error
+                LOG.exception('Cannot ask %s to roll back the migration of '
+                              '%s', dest, instance_uuid)
+        if not isinstance(exc, _EXPECTED_ERRORS):
+            return
+        try:
+            with instance_jobs.monitor():
+                state = self.driver.get_info(instance_uuid)['state']
+        except Exception as info_exc:  # noqa: BLE001 - then it is ERROR
+            LOG.warning('Instance %s after its failed migration: %s',
+                        instance_uuid, info_exc)
+            return
+        if state in _LIVE_POWER_STATES:
+            LOG.warning('Migration of %s to %s rolled back; it runs on here',
+                        instance_uuid, dest)
+            raise _MigrationRolledBack(exc, state) from exc
+
+    def rollback_live_migration_at_destination(self, context,
+                                               instance_uuid):
+        """Cast (to the destination, 1.3): a migration that will not come;
+        the driver drops what ``pre_live_migration`` prepared."""
+        try:
+            self.jobs.run(instance_uuid, jobs.MODIFY,
+                          self.driver.abort_incoming, instance_uuid)
+        finally:
+            try:
+                here = self.db.instance_get(instance_uuid)['host'] == \
+                    self.host
+            except exception.InstanceNotFound:
+                here = False
+            if not here:
+                self.jobs.forget(instance_uuid)
 
     def adopt_migrated(self, context, instance_uuid, power_state):
         """Cast (to the destination): take over a migrated instance."""
@@ -298,6 +418,24 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
                       instance_uuid, power_state)
 
     # -- RPC API: calls ------------------------------------------------
+
+    @messaging.expected_exceptions(exception.MigrationPreCheckError)
+    def pre_live_migration(self, context, instance_uuid, source_data):
+        """Call (to the destination, 1.3): prepare to receive
+        ``instance_uuid`` (a MODIFY job); returns the ``migrate_data`` the
+        source's driver needs.  ``MigrationPreCheckError`` when this host
+        cannot take it (e.g. another kind of driver)."""
+        try:
+            if self.db.instance_get(instance_uuid)['host'] == self.host:
+                raise exception.InvalidInput(
+                    reason='the instance is on this host already')
+            return self.jobs.run(instance_uuid, jobs.MODIFY,
+                                 self.driver.prepare_incoming, instance_uuid,
+                                 source_data)
+        except exception.NovaLiteException as exc:
+            raise exception.MigrationPreCheckError(
+                instance_uuid=instance_uuid, dest=self.host,
+                reason=str(exc)) from exc
 
     @messaging.expected_exceptions(*block_jobs.CALLER_ERRORS)
     def get_info(self, context, instance_uuid):

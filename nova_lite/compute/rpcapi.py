@@ -12,6 +12,9 @@ class ComputeRPCAPI(rpc.RPCAPIBase):
     1.2 - spawn, reboot, destroy and migrate take the conductor's work_id:
           the host carries out each work once, and only the instance's
           newest.
+    1.3 - Add pre_live_migration (call) and
+          rollback_live_migration_at_destination (cast), to the
+          destination of a live migration.
     """
 
     TOPIC = 'compute'
@@ -50,6 +53,21 @@ class ComputeRPCAPI(rpc.RPCAPIBase):
         """Cast: live-migrate the instance from ``host`` to ``dest``."""
         self._cast_work(ctxt, host, 'migrate', '1.1', work_id,
                         instance_uuid=instance_uuid, dest=dest)
+
+    def pre_live_migration(self, ctxt, host, instance_uuid, source_data):
+        """Call (to the destination ``host``): prepare to receive the
+        instance; returns the ``migrate_data`` for the source's driver.
+        Raises ``MigrationPreCheckError`` when ``host`` cannot take it."""
+        return self._call(ctxt, host, 'pre_live_migration', '1.3',
+                          instance_uuid=instance_uuid,
+                          source_data=source_data)
+
+    def rollback_live_migration_at_destination(self, ctxt, host,
+                                               instance_uuid):
+        """Cast (to the destination ``host``): undo pre_live_migration
+        of a migration that failed."""
+        self._cast(ctxt, host, 'rollback_live_migration_at_destination',
+                   '1.3', instance_uuid=instance_uuid)
 
     def adopt_migrated(self, ctxt, host, instance_uuid, power_state):
         """Cast: ``host`` takes over an instance migrated to it."""

@@ -14,12 +14,29 @@ sets ``emits_events`` and calls the callback given to
 
     {'type': 'task', 'task_id': ..., 'state': 'success'|'error'|'cancelled'}
     {'type': 'block_job', 'instance_uuid': ..., 'disk': ..., 'kind': ...,
-     'state': 'completed'|'cancelled'|'ready'}
+     'state': 'completed'|'cancelled'|'ready', 'error': ...}  (error:
+     only when the job failed)
+    {'type': 'power', 'instance_uuid': ..., 'state': 'running'|'paused'|
+     'shutdown'|'crashed', 'reason': ...}
+
+A ``power`` event is a change the driver did not cause itself (the guest
+paused or resumed, or its process exited or was killed); the compute
+records it as the instance's power_state unless an action owns the
+instance (see ``ComputeManager._handle_event``).
+
+Live migration between two computes (after Nova's pre_live_migration):
+the source's ``migration_source_data`` goes to the destination's
+``prepare_incoming``, whose ``migrate_data`` goes to the source's
+``migrate``; the destination then ``adopt``s, or ``abort_incoming`` on
+failure.  The defaults below suit a driver with nothing to prepare; each
+driver receives only from its own kind, by ``name``.
 """
 
 import abc
+import time
 
 from nova_lite import concurrency
+from nova_lite import exception
 
 # poll_task() states.
 TASK_RUNNING = 'running'
@@ -34,6 +51,7 @@ BLOCK_JOB_KINDS = ('copy', 'commit', 'pull')
 class ComputeDriver(abc.ABC):
     """What the compute manager needs from a hypervisor."""
 
+    name = None            # the [compute] driver name
     emits_events = False
 
     def __init__(self, conf, host):
@@ -63,9 +81,31 @@ class ComputeDriver(abc.ABC):
     def destroy(self, instance_uuid):
         """Start destroying; returns a task id."""
 
+    def migration_source_data(self, instance_uuid):
+        """Source side: what the destination needs to prepare."""
+        return {'driver': self.name}
+
+    def prepare_incoming(self, instance_uuid, source_data):
+        """Destination side: get ready to receive ``instance_uuid``;
+        returns the ``migrate_data`` for the source's ``migrate``.  Data
+        from another kind of driver is refused (``InvalidInput``)."""
+        source = (source_data or {}).get('driver')
+        if source != self.name:
+            raise exception.InvalidInput(
+                reason='instance %s comes from a %s compute; host %s runs '
+                       '%s and receives only from %s' % (
+                           instance_uuid, source, self.host, self.name,
+                           self.name))
+        return {'driver': self.name}
+
+    def abort_incoming(self, instance_uuid):
+        """Destination side: undo ``prepare_incoming`` of a migration
+        that will not come; nothing to do when there is nothing left."""
+
     @abc.abstractmethod
-    def migrate(self, instance_uuid, dest):
-        """Start migrating to ``dest``; returns a task id.
+    def migrate(self, instance_uuid, dest, migrate_data=None):
+        """Start migrating to ``dest`` with the ``migrate_data`` its
+        ``prepare_incoming`` returned; returns a task id.
 
         ``poll_task`` reports the migration ``phase``: 'setup',
         'converging' (interruptible) then 'switchover'.
@@ -100,6 +140,15 @@ class ComputeDriver(abc.ABC):
     @abc.abstractmethod
     def block_job_abort(self, instance_uuid, disk, pivot=False):
         """Start ending a block job; it is gone when its event comes."""
+
+
+def prune_tasks(tasks, retention):
+    """Drop from ``tasks`` (id -> dict) those that finished over
+    ``retention`` seconds ago; call with the driver's lock held."""
+    cutoff = time.monotonic() - retention
+    for task_id in [task_id for task_id, task in tasks.items()
+                    if task.get('finished', cutoff) < cutoff]:
+        del tasks[task_id]
 
 
 class ThreadPoolDriver:

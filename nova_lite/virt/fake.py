@@ -29,6 +29,7 @@ FINISHED_TASK_RETENTION = 60.0
 
 
 class FakeDriver(driver.ComputeDriver):
+    name = 'fake'
     emits_events = True
 
     def __init__(self, conf, host):
@@ -113,18 +114,11 @@ class FakeDriver(driver.ComputeDriver):
                     started=time.monotonic(),
                     duration=self._operation_seconds, error=None, **extra)
         with self._lock:
-            self._prune_tasks()
+            driver.prune_tasks(self.tasks, self.task_retention)
             self.tasks[task_id] = task
         task['timer'] = self._timer(task['duration'], self._finish_task,
                                     task_id)
         return task_id
-
-    def _prune_tasks(self):
-        """Drop tasks finished over ``task_retention`` ago (lock held)."""
-        cutoff = time.monotonic() - self.task_retention
-        for task_id in [task_id for task_id, task in self.tasks.items()
-                        if task.get('finished', cutoff) < cutoff]:
-            del self.tasks[task_id]
 
     def _finish_task(self, task_id):
         with self._lock:
@@ -167,7 +161,7 @@ class FakeDriver(driver.ComputeDriver):
         self._known(instance_uuid)
         return self._start_task(instance_uuid, 'destroy')
 
-    def migrate(self, instance_uuid, dest):
+    def migrate(self, instance_uuid, dest, migrate_data=None):
         self._call(instance_uuid)
         self._known(instance_uuid)
         return self._start_task(instance_uuid, 'migrate', dest=dest)

@@ -415,6 +415,8 @@ def test_an_unexpected_error_never_leaves_task_state_set(
         factory, db, conf, ctxt, operation, args, where):
     svc, instance_uuid = _spawned(factory, db, conf, ctxt)
     manager = svc.manager
+    if operation == 'migrate':
+        factory.start_service('compute', host='h2')   # it prepares
     work = _claimed(db, instance_uuid, operation)
     if where == 'driver':
         setattr(manager.driver, operation,
@@ -559,3 +561,124 @@ def test_a_compute_capped_at_1_1_gets_requests_without_work_id(
     waiters.wait_for(lambda: db.instance_get(instance_uuid)['task_state']
                      is None, timeout=10, what='the reboot to finish')
     assert db.instance_get(instance_uuid)['vm_state'] == 'active'
+
+
+# -- live migration: pre_live_migration and rollback (1.3) ---------------
+
+def test_a_failed_migration_rolls_back_and_stays_active(factory, db, conf,
+                                                        ctxt):
+    """The driver's migration fails: the destination is told to roll
+    back, and the instance (whose source runs on) stays active here with
+    the fault recorded."""
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    dest = factory.start_service('compute', host='h2').manager
+    rolled_back = waiters.CastWaiter(
+        dest, 'rollback_live_migration_at_destination')
+    aborted = []
+    dest.driver.unwrapped.abort_incoming = aborted.append
+    svc.manager.driver.unwrapped.inject_failure(instance_uuid, 'migrate',
+                                                'stream broke')
+    work = _claimed(db, instance_uuid, 'migrate')
+
+    svc.manager.migrate(ctxt, instance_uuid, 'h2', work_id=work['id'])
+
+    row = db.instance_get(instance_uuid)
+    assert (row['host'], row['vm_state'], row['task_state'],
+            row['power_state']) == ('h1', 'active', None, 'running'), row
+    assert 'stream broke' in row['fault']
+    assert rolled_back.wait() == {'instance_uuid': instance_uuid}
+    assert aborted == [instance_uuid]
+    assert instance_uuid not in dest.jobs
+    # The source still has it, and it can migrate again.
+    work = _claimed(db, instance_uuid, 'migrate')
+    svc.manager.migrate(ctxt, instance_uuid, 'h2', work_id=work['id'])
+    assert db.instance_get(instance_uuid)['host'] == 'h2'
+
+
+def test_a_destination_that_cannot_prepare_refuses_by_name(factory, db,
+                                                           conf, ctxt):
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    dest = factory.start_service('compute', host='h2').manager
+    dest.driver.unwrapped.name = 'other'    # e.g. a qemu compute
+    rolled_back = waiters.CastWaiter(
+        dest, 'rollback_live_migration_at_destination')
+    calls = _driver_calls(svc.manager, 'migrate')
+    client = compute_rpcapi.ComputeRPCAPI(conf)
+    with pytest.raises(exception.MigrationPreCheckError,
+                       match='receives only from other'):
+        client.pre_live_migration(ctxt, 'h2', instance_uuid,
+                                  {'driver': 'fake'})
+
+    svc.manager.migrate(ctxt, instance_uuid, 'h2')
+
+    row = db.instance_get(instance_uuid)
+    assert (row['host'], row['vm_state'], row['task_state']) == (
+        'h1', 'active', None), row
+    assert 'Cannot migrate instance' in row['fault']
+    assert calls == []          # the source's driver never started
+    rolled_back.wait()
+
+
+def test_a_source_gone_after_a_failed_migration_is_error(factory, db, conf,
+                                                         ctxt):
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    factory.start_service('compute', host='h2')
+    fake = svc.manager.driver.unwrapped
+    fake.inject_failure(instance_uuid, 'migrate', 'source died')
+    real_get_info = fake.get_info
+    fake.get_info = lambda uuid: dict(real_get_info(uuid), state='crashed')
+
+    svc.manager.migrate(ctxt, instance_uuid, 'h2')
+
+    row = db.instance_get(instance_uuid)
+    assert (row['host'], row['vm_state'], row['task_state']) == (
+        'h1', 'error', None), row
+
+
+def test_a_1_2_destination_migrates_without_pre_live_migration(
+        factory, db, conf, ctxt):
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    dest = factory.start_service('compute', host='h2').manager
+    conf.set_override('compute', '1.2', group='upgrade_levels')
+    prepares = _driver_calls(dest, 'prepare_incoming')
+
+    svc.manager.migrate(ctxt, instance_uuid, 'h2')
+
+    row = db.instance_get(instance_uuid)
+    assert (row['host'], row['vm_state'], row['task_state']) == (
+        'h2', 'active', None), row
+    assert prepares == []
+
+
+# -- power events ---------------------------------------------------------
+
+def test_power_events_update_the_state_and_notify(factory, db, conf, ctxt,
+                                                  monkeypatch):
+    svc, instance_uuid = _spawned(factory, db, conf, ctxt)
+    manager = svc.manager
+    sent = []
+    monkeypatch.setattr(manager, '_notify',
+                        lambda c, event_type, payload: sent.append(
+                            (event_type, payload)))
+    # An action in progress owns the state: ignored.
+    db.instance_update(instance_uuid, task_state='rebooting')
+    manager._handle_event({'type': 'power', 'instance_uuid': instance_uuid,
+                           'state': 'paused', 'reason': 'STOP'})
+    assert db.instance_get(instance_uuid)['power_state'] == 'running'
+    db.instance_update(instance_uuid, task_state=None)
+    manager._handle_event({'type': 'power', 'instance_uuid': instance_uuid,
+                           'state': 'paused', 'reason': 'STOP'})
+    assert db.instance_get(instance_uuid)['power_state'] == 'paused'
+    assert sent == []
+    manager._handle_event({'type': 'power', 'instance_uuid': instance_uuid,
+                           'state': 'crashed', 'reason': 'QEMU exited'})
+    assert db.instance_get(instance_uuid)['power_state'] == 'crashed'
+    assert sent == [('compute.instance.power_off', {
+        'instance_uuid': instance_uuid, 'host': 'h1', 'state': 'crashed',
+        'reason': 'QEMU exited'})]
+    # Another host's instance is left alone.
+    db.instance_update(instance_uuid, host='h9', power_state='running')
+    manager._handle_event({'type': 'power', 'instance_uuid': instance_uuid,
+                           'state': 'shutdown', 'reason': 'x'})
+    assert db.instance_get(instance_uuid)['power_state'] == 'running'
+    assert len(sent) == 1

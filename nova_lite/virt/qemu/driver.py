@@ -72,6 +72,7 @@ class QemuDriver(blockjobs.BlockJobsMixin, migration.MigrationMixin,
                  driver.ComputeDriver):
     """Real QEMU processes over QMP; see the module docstring."""
 
+    name = 'qemu'
     emits_events = True
 
     def __init__(self, conf, host):
@@ -161,15 +162,9 @@ class QemuDriver(blockjobs.BlockJobsMixin, migration.MigrationMixin,
                     error=None, cancel=False, started=time.monotonic())
         task.update(extra)
         with self._lock:
-            self._prune_tasks()
+            driver.prune_tasks(self.tasks, self.task_retention)
             self.tasks[task['id']] = task
         return task
-
-    def _prune_tasks(self):
-        cutoff = time.monotonic() - self.task_retention
-        for task_id in [task_id for task_id, task in self.tasks.items()
-                        if task.get('finished', cutoff) < cutoff]:
-            del self.tasks[task_id]
 
     def _run_task(self, task, worker, *args):
         """``worker(task, *args)`` in a native thread; its return ends

@@ -68,7 +68,7 @@ class MigrationMixin:
         """What the destination needs to prepare: this driver's name and
         the instance's memory and disk sizes."""
         inst = self._active(instance_uuid)
-        return {'driver': 'qemu', 'memory_mb': inst.memory_mb,
+        return {'driver': self.name, 'memory_mb': inst.memory_mb,
                 'disks': {process.DISK: {'size': inst.disk_bytes}}}
 
     def migrate(self, instance_uuid, dest, migrate_data=None):
@@ -76,7 +76,7 @@ class MigrationMixin:
         ``migrate_data`` for; returns a task id (see the module doc)."""
         inst = self._active(instance_uuid)
         data = migrate_data or {}
-        if (data.get('driver') != 'qemu' or not data.get('uri') or
+        if (data.get('driver') != self.name or not data.get('uri') or
                 not data.get('nbd')):
             raise exception.InvalidInput(
                 reason='host %s prepared no incoming QEMU for instance %s '
@@ -117,13 +117,7 @@ class MigrationMixin:
         export its disk is copied to.  Returns the source's
         ``migrate_data``."""
         self._check_uuid(instance_uuid)
-        source_data = source_data or {}
-        if source_data.get('driver') != 'qemu':
-            raise exception.InvalidInput(
-                reason='instance %s comes from a %s compute; host %s runs '
-                       'qemu and receives only from qemu' % (
-                           instance_uuid, source_data.get('driver'),
-                           self.host))
+        super().prepare_incoming(instance_uuid, source_data)
         try:
             disk_bytes = int(source_data['disks'][process.DISK]['size'])
             memory_mb = int(source_data['memory_mb'])
@@ -145,7 +139,7 @@ class MigrationMixin:
             raise self._hypervisor_error(exc)
         LOG.info('Instance %s: incoming QEMU on port %d, NBD on %d',
                  instance_uuid, port, nbd_port)
-        return {'driver': 'qemu', 'host': self.host,
+        return {'driver': self.name, 'host': self.host,
                 'uri': 'tcp:%s:%d' % (MIGRATION_HOST, port),
                 'nbd': {'host': MIGRATION_HOST, 'port': nbd_port,
                         'exports': {process.DISK: process.DISK}}}
