@@ -12,6 +12,7 @@ from nova_lite import monkey_patch  # (must be first)
 
 import argparse
 import os
+import signal
 import sys
 import time
 import uuid
@@ -30,6 +31,7 @@ from nova_lite import process
 from nova_lite import rpc
 from nova_lite import servicegroup
 from nova_lite import utils
+from nova_lite.virt.qemu import process as qemu_process
 
 PROG = 'nova-lite-dev'
 
@@ -55,6 +57,10 @@ def build_parser():
     parser.add_argument('--transport-url',
                         help='Broker URL (default: the config default, '
                              'the local RabbitMQ).')
+    parser.add_argument('--driver', choices=('fake', 'qemu'), default='fake',
+                        help='[compute] driver of the computes (default '
+                             'fake); with qemu each compute keeps its '
+                             'instances in STATE_DIR/HOST/instances.')
     return parser
 
 
@@ -67,6 +73,7 @@ def _deployment_values(args):
         'database': {'connection': 'sqlite:///%s' % os.path.join(
             state_dir, 'nova_lite.sqlite')},
         'inflight': {'probe_interval': 5, 'sleep_seconds': 0.2},
+        'compute': {'driver': args.driver},
     }
     if args.transport_url:
         values['DEFAULT']['transport_url'] = args.transport_url
@@ -89,7 +96,9 @@ def _start_daemons(state_dir, conf_path, plan):
     for binary, host in plan:
         host_conf = config.write_config_file(
             os.path.join(state_dir, '%s-%s.conf' % (binary, host)),
-            {'DEFAULT': {'host': host}})
+            {'DEFAULT': {'host': host},
+             'qemu': {'instances_path': os.path.join(state_dir, host,
+                                                     'instances')}})
         log_path = os.path.join(state_dir, '%s-%s.log' % (binary, host))
         daemons.append(process.DaemonProcess(binary, host,
                                              [conf_path, host_conf],
@@ -195,11 +204,54 @@ def main(argv=None):
             print('%s: error: %s' % (PROG, exc), file=sys.stderr)
             return 1
         finally:
+            if args.driver == 'qemu' and daemons:
+                _destroy_instances(conf, db)
             for daemon, code in process.stop_all(list(reversed(daemons))):
                 print('stopped %-20s host=%-9s exit=%s' % (
                     daemon.binary, daemon.host, code))
+            if args.driver == 'qemu':
+                _kill_qemu(state_dir)
             rpc.cleanup()
     return 0
+
+
+def _destroy_instances(conf, db):
+    """Destroy the instances this deployment built (their QEMU processes
+    outlive the computes, as libvirt domains do)."""
+    conductor = conductor_rpcapi.ConductorRPCAPI(conf, db=db)
+    uuids = [i['uuid'] for i in db.instance_get_all(deleted=False)]
+    for instance_uuid in uuids:
+        try:
+            conductor.destroy_instance(context.get_admin_context(),
+                                       instance_uuid)
+        except Exception as exc:  # noqa: BLE001 - _kill_qemu follows
+            print('instance %s: not destroyed: %s' % (instance_uuid, exc))
+    try:
+        utils.wait_for(lambda: not db.instance_get_all(deleted=False), 30,
+                       interval=0.2, what='the instances to be destroyed')
+    except TimeoutError as exc:
+        print(exc)
+    else:
+        print('destroyed %d instance(s)' % len(uuids))
+
+
+def _kill_qemu(state_dir):
+    """Kill any QEMU still running from ``state_dir`` (a compute that
+    died before it destroyed its instances)."""
+    for pid in qemu_process.find_processes(state_dir):
+        try:
+            with open('/proc/%d/cmdline' % pid, 'rb') as f:
+                program = f.read().split(b'\0')[0]
+        except OSError:
+            continue
+        # Only QEMU: this command's own line names the state dir too.
+        if not os.path.basename(program).startswith(b'qemu-system'):
+            continue
+        print('killing QEMU pid %d, left over' % pid)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _run_until(duration):
