@@ -172,6 +172,10 @@ class ComputeServiceUnavailable(NovaLiteException):
                '%(reason)s')
 
 
+class PolicyNotAuthorized(NovaLiteException):
+    msg_fmt = "Policy doesn't allow %(action)s to be performed."
+
+
 class APIListenError(NovaLiteException):
     msg_fmt = 'Cannot listen on %(host)s:%(port)s: %(reason)s'
 

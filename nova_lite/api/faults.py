@@ -10,7 +10,6 @@ traceback and answered with a 500 ``computeFault`` that says only that.
 
 import oslo_messaging as messaging
 from oslo_log import log as logging
-from oslo_policy import policy as oslo_policy
 from oslo_serialization import jsonutils
 import webob
 import webob.dec
@@ -37,6 +36,7 @@ FAULT_NAMES = {
 
 # nova_lite errors a request can cause, by status.
 _STATUS_OF = (
+    (exception.PolicyNotAuthorized, 403),
     (exception.InstanceNotFound, 404),
     (exception.ServiceNotFound, 404),
     (exception.FlavorNotFound, 404),
@@ -75,9 +75,6 @@ def from_exception(exc):
     """The ``Fault`` for an error a request can cause, or None."""
     if isinstance(exc, Fault):
         return exc
-    if isinstance(exc, oslo_policy.PolicyNotAuthorized):
-        return Fault(403, "Policy doesn't allow %s to be performed." %
-                     exc.args[0])
     if isinstance(exc, messaging.MessagingTimeout):
         return Fault(503, 'A service did not answer in time; try again.')
     for cls, code in _STATUS_OF:

@@ -9,6 +9,8 @@ next to the config file by default) overrides any rule;
 
 from oslo_policy import policy
 
+from nova_lite import exception
+
 ADMIN = 'rule:admin_api'
 ADMIN_OR_OWNER = 'rule:admin_or_owner'
 
@@ -88,5 +90,6 @@ class Policy:
         if target is None:
             target = {'project_id': context.project_id,
                       'user_id': context.user_id}
-        return self._enforcer.authorize(rule, target, context,
-                                        do_raise=fatal)
+        return self._enforcer.authorize(
+            rule, target, context, do_raise=fatal,
+            exc=exception.PolicyNotAuthorized, action=rule)

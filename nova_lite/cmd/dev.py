@@ -5,6 +5,9 @@ and RabbitMQ).  It writes a config, syncs the DB, starts a conductor, a
 scheduler, an inflight prober and N computes as separate daemons with
 different ``host`` values, prints ``service list``, and runs until Ctrl-C or
 ``--duration``.  On the way out it stops every daemon it started.
+
+It starts nova-lite-api too (noauth2, on 127.0.0.1 ``--api-port``) and
+builds its demo instance through it, with ``POST /v2.1/servers``.
 """
 
 from nova_lite import concurrency
@@ -15,7 +18,6 @@ import os
 import signal
 import sys
 import time
-import uuid
 
 from nova_lite import config
 from nova_lite.cmd import common
@@ -30,6 +32,7 @@ from nova_lite.inflight import rpcapi as inflight_rpcapi
 from nova_lite import process
 from nova_lite import rpc
 from nova_lite import servicegroup
+from nova_lite.testing import api as api_client
 from nova_lite import utils
 from nova_lite.virt.qemu import process as qemu_process
 
@@ -61,6 +64,10 @@ def build_parser():
                         help='[compute] driver of the computes (default '
                              'fake); with qemu each compute keeps its '
                              'instances in STATE_DIR/HOST/instances.')
+    parser.add_argument('--api-port', type=common.positive(int),
+                        default=8774,
+                        help='Port of nova-lite-api on 127.0.0.1 (default '
+                             '8774).')
     return parser
 
 
@@ -74,6 +81,8 @@ def _deployment_values(args):
             state_dir, 'nova_lite.sqlite')},
         'inflight': {'probe_interval': 5, 'sleep_seconds': 0.2},
         'compute': {'driver': args.driver},
+        'api': {'host': '127.0.0.1', 'port': args.api_port,
+                'auth_strategy': 'noauth2'},
     }
     if args.transport_url:
         values['DEFAULT']['transport_url'] = args.transport_url
@@ -85,7 +94,8 @@ def _deployment_values(args):
 def _daemon_plan(computes):
     plan = [('nova-lite-conductor', 'control1'),
             ('nova-lite-scheduler', 'control1'),
-            ('nova-lite-inflight', 'control1')]
+            ('nova-lite-inflight', 'control1'),
+            ('nova-lite-api', 'control1')]
     plan += [('nova-lite-compute', 'compute%d' % n)
              for n in range(1, computes + 1)]
     return plan
@@ -145,10 +155,19 @@ def _print_services(conf, db):
 
 
 def _demo_build(conf, db):
-    """One instance through conductor -> scheduler -> compute."""
-    instance_uuid = str(uuid.uuid4())
-    conductor_rpcapi.ConductorRPCAPI(conf, db=db).build_instance(
-        context.get_admin_context(), instance_uuid)
+    """One instance through the API: api -> conductor -> scheduler ->
+    compute."""
+    url = 'http://127.0.0.1:%d' % conf.api.port
+    client = api_client.APIClient(url, token='admin:admin')
+    api_client.wait_for_api(client)
+    resp = client.post('/v2.1/servers', {'server': {
+        'name': 'demo', 'imageRef': 'cirros', 'flavorRef': '1'}})
+    if resp.status != 202:
+        raise RuntimeError('POST %s/v2.1/servers answered %s: %s' % (
+            url, resp.status, resp.body[:300]))
+    instance_uuid = resp.json['server']['id']
+    print('POST %s/v2.1/servers -> 202, %s (X-Auth-Token: admin:admin)' % (
+        url, resp.headers.get('x-openstack-request-id')), flush=True)
     try:
         instance = utils.wait_for(
             lambda: _instance_if_settled(db, instance_uuid), 30, interval=0.2,

@@ -3,11 +3,14 @@
 import subprocess
 import sys
 
+from nova_lite.testing import api
+
 
 def test_deploy_starts_reports_and_stops_everything(rabbit, tmp_path):
     result = subprocess.run(
         [sys.executable, '-m', 'nova_lite.cmd.dev', '--duration', '2',
-         '--state-dir', str(tmp_path / 'dev'), '--transport-url', rabbit.url],
+         '--state-dir', str(tmp_path / 'dev'), '--transport-url', rabbit.url,
+         '--api-port', str(api.free_port())],
         capture_output=True, text=True, timeout=300)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
@@ -15,6 +18,7 @@ def test_deploy_starts_reports_and_stops_everything(rabbit, tmp_path):
     for binary, host in (('nova-lite-conductor', 'control1'),
                          ('nova-lite-scheduler', 'control1'),
                          ('nova-lite-inflight', 'control1'),
+                         ('nova-lite-api', 'control1'),
                          ('nova-lite-compute', 'compute1'),
                          ('nova-lite-compute', 'compute2')):
         assert ('stopped %-20s host=%-9s exit=0' % (binary, host)) in out
@@ -22,6 +26,8 @@ def test_deploy_starts_reports_and_stops_everything(rabbit, tmp_path):
                if ' nova-lite-' in line and (' up ' in line or
                                              ' down ' in line)]
     assert listing and all(' up ' in line for line in listing), out
+    # Built through the API.
+    assert '/v2.1/servers -> 202, req-' in out
     assert ': active on compute' in out
     assert 'Inflight over the last' in out
     report = out.split('Inflight over the last', 1)[1]

@@ -4,6 +4,9 @@
     nova-lite-manage [--config-file PATH] service list [--json]
     nova-lite-manage [--config-file PATH] service disable|enable HOST BINARY
     nova-lite-manage [--config-file PATH] inflight report [--since MIN] [--json]
+    nova-lite-manage [--config-file PATH] flavor list [--json]
+    nova-lite-manage [--config-file PATH] flavor create NAME --vcpus N --ram MB
+                                          [--disk GB] [--id ID]
 """
 
 from nova_lite import monkey_patch  # noqa: F401  (must be first)
@@ -13,6 +16,7 @@ import sys
 
 from nova_lite.cmd import common
 from nova_lite.cmd.manage import db as db_commands
+from nova_lite.cmd.manage import flavor as flavor_commands
 from nova_lite.cmd.manage import inflight as inflight_commands
 from nova_lite.cmd.manage import service as service_commands
 from nova_lite import config
@@ -20,7 +24,8 @@ from nova_lite import config
 PROG = 'nova-lite-manage'
 
 # Each module adds its command group's sub-parser.
-COMMAND_GROUPS = (db_commands, service_commands, inflight_commands)
+COMMAND_GROUPS = (db_commands, service_commands, inflight_commands,
+                  flavor_commands)
 
 
 def build_parser():
