@@ -1,9 +1,11 @@
-"""nova-lite-all: every service in one process, for development."""
+"""nova-lite-all: every service in one process, for development (the API
+too, on ``[api] host`` and ``port``)."""
 
 from nova_lite import monkey_patch  # noqa: F401  (must be first)
 
 import sys
 
+from nova_lite.api import service as api_service
 from nova_lite.cmd import common
 from nova_lite.db import api as db_api
 from nova_lite import service
@@ -23,6 +25,7 @@ def main(argv=None):
         db = db_api.API(conf)
         services = [service.Service(conf, binary=binary, topic=topic, db=db)
                     for binary, topic in ALL_SERVICES]
+        services.append(api_service.APIService(conf, db=db))
         return common.serve(services)
 
 
