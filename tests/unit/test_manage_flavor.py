@@ -4,14 +4,7 @@ import json
 
 import pytest
 
-from nova_lite.cmd import manage
-
-
-def _run(conf_fixture, capsys, *args):
-    path = conf_fixture.write_config_file()
-    code = manage.main(['--config-file', path] + list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.unit.test_manage import _run
 
 
 def test_db_sync_seeds_novas_default_flavors(conf_fixture, db, capsys):
