@@ -209,7 +209,7 @@ def test_faults_401_403_400_404_405_406_413(deployment):
         (env.admin.put(SERVERS), 405, 'badMethod'),
         (env.admin.get(SERVERS, headers={
             'X-OpenStack-Nova-API-Version': '2.60'}), 406, 'computeFault'),
-        (env.admin.post(SERVERS, raw=b'x' * 200000), 413, 'overLimit'),
+        (env.admin.post(SERVERS, raw=b'x' * 115000), 413, 'overLimit'),
     ]
     for resp, status, name in checks:
         assert resp.status == status, resp
