@@ -1,6 +1,7 @@
 """The nova-lite-api WSGI app with webob requests (fake:// transport;
 conductor, scheduler and computes in this process where a test builds)."""
 
+import io
 import json
 import uuid
 
@@ -305,7 +306,7 @@ def test_body_over_the_limit_is_413(api_conf, db):
     # A chunked body (no Content-Length) is cut off at the limit too.
     req = webob.Request.blank('/v2.1/servers', method='POST', headers={
         'X-Auth-Token': ADMIN, 'Transfer-Encoding': 'chunked'})
-    req.body_file_raw = __import__('io').BytesIO(b'y' * 500)
+    req.body_file_raw = io.BytesIO(b'y' * 500)
     req.environ.pop('CONTENT_LENGTH', None)
     req.is_body_readable = True
     assert req.get_response(app).status_int == 413
