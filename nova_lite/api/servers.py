@@ -125,15 +125,19 @@ def detail_view(req, instance, admin_attributes):
 
 def get_instance(deps, req, server_id, rule):
     """The server, if ``rule`` allows the caller; 404 for an unknown or
-    deleted one."""
+    deleted one, and (as Nova's project-only queries) for another
+    project's when the caller is not an admin."""
+    context = common.context_of(req)
     try:
         instance = deps.db.instance_get(server_id)
     except exception.InstanceNotFound:
         instance = None
-    if instance is None or instance['vm_state'] == db_api.DELETED:
+    if (instance is None or instance['vm_state'] == db_api.DELETED or
+            (not context.is_admin and
+             instance['project_id'] != context.project_id)):
         raise faults.Fault(404, 'Instance %s could not be found.' %
                            server_id)
-    deps.policy.authorize(common.context_of(req), rule,
+    deps.policy.authorize(context, rule,
                           {'project_id': instance['project_id'],
                            'user_id': instance['user_id']})
     return instance

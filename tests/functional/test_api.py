@@ -222,7 +222,7 @@ def test_faults_401_403_400_404_405_406_413(deployment):
     assert member.get('%s/%s' % (SERVERS, mine)).status == 200
     assert _action(member, mine, LIVE).status == 403
     assert env.client('bob:project-b').get(
-        '%s/%s' % (SERVERS, mine)).status == 403
+        '%s/%s' % (SERVERS, mine)).status == 404
     shown = member.get('%s/%s' % (SERVERS, mine)).json['server']
     assert not [key for key in shown if key.startswith('OS-EXT-S')]
     assert [s['id'] for s in member.get(SERVERS).json['servers']] == [mine]
