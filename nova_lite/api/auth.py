@@ -16,6 +16,7 @@ import webob.dec
 from nova_lite.api import common
 from nova_lite.api import faults
 from nova_lite import context as nova_context
+from nova_lite import exception
 
 REQUEST_ID_KEY = 'openstack.request_id'
 GLOBAL_REQUEST_ID_KEY = 'openstack.global_request_id'
@@ -83,5 +84,14 @@ def wrap(conf, application):
         return NoAuth2(application)
     # Imported here: noauth2 deployments (and the tests) never load it.
     from keystonemiddleware import auth_token
-    return auth_token.AuthProtocol(KeystoneContext(application),
-                                   {'oslo_config_config': conf})
+    protocol = auth_token.AuthProtocol(KeystoneContext(application),
+                                       {'oslo_config_config': conf})
+    group = getattr(conf, auth_token._base.AUTHTOKEN_GROUP)
+    if not (group.auth_type or group.auth_section):
+        # Without it every request would fail deep in keystoneauth.
+        raise exception.ConfigError(
+            reason='[api] auth_strategy = keystone needs [%s] auth_type '
+                   '(and its options: auth_url, username, password, ...); '
+                   'for development, auth_strategy = noauth2' %
+                   auth_token._base.AUTHTOKEN_GROUP)
+    return protocol

@@ -12,6 +12,7 @@ from oslo_config import cfg
 from nova_lite.api import auth
 from nova_lite.api import policies
 from nova_lite.api import wsgi
+from nova_lite import config
 from nova_lite import exception
 from nova_lite.testing import waiters
 
@@ -376,15 +377,26 @@ def test_a_policy_file_overrides_the_defaults(api_conf, db, tmp_path):
         "performed.")
 
 
-def test_keystone_strategy_puts_auth_token_in_front(api_conf, db):
-    from keystonemiddleware import auth_token  # registers its options
+def test_keystone_strategy_puts_auth_token_in_front(db, tmp_path):
+    # A config of its own: auth_token registers the options of the auth
+    # plugin it is given, and those must not outlive this test.
+    def app_for(text):
+        path = tmp_path / 'keystone.conf'
+        path.write_text('[api]\nauth_strategy = keystone\n' + text)
+        kconf = cfg.ConfigOpts()
+        config.parse_args(['--config-file', str(path)], conf=kconf,
+                          default_config_files=[])
+        return wsgi.build_app(kconf, db, conductor=Recorder())
 
-    api_conf.set_override('auth_strategy', 'keystone', group='api')
-    # Where a client gets a token; nothing is asked of it for a request
-    # without one.
-    api_conf.set_override('www_authenticate_uri', 'http://keystone:5000/',
-                          group=auth_token._base.AUTHTOKEN_GROUP)
-    app = wsgi.build_app(api_conf, db, conductor=Recorder())
+    with pytest.raises(exception.ConfigError) as error:
+        app_for('')
+    assert 'needs [keystone_authtoken] auth_type' in str(error.value)
+    # Where a client gets a token; nothing is asked of Keystone for a
+    # request without one.
+    app = app_for('[keystone_authtoken]\n'
+                  'www_authenticate_uri = http://keystone:5000/\n'
+                  'auth_type = password\n'
+                  'auth_url = http://keystone:5000/v3\n')
     assert _request(app, 'GET', '/', token=None).status_int == 200
     resp = _request(app, 'GET', '/v2.1/servers', token=None)
     assert resp.status_int == 401
