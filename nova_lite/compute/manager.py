@@ -233,8 +233,27 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
         except Exception:  # noqa: BLE001 - nothing more can be done here
             LOG.exception('Cannot record the failure of %s of instance %s',
                           operation, instance_uuid)
+        if operation == 'spawn':
+            # A build that failed here gives its capacity claim back.
+            self._release_claim(instance_uuid)
         self._notify(context, 'compute.instance.%s.error' % operation,
                      {'instance_uuid': instance_uuid, 'reason': str(exc)})
+
+    def _release_claim(self, instance_uuid):
+        """Drop the scheduler's claim of the instance; never raises."""
+        try:
+            self.db.allocation_release(instance_uuid)
+        except Exception:  # noqa: BLE001 - logged; the operation is over
+            LOG.exception('Cannot release the claim of instance %s',
+                          instance_uuid)
+
+    def _move_claim(self, instance_uuid, dest):
+        """Move the instance's claim to ``dest``; never raises."""
+        try:
+            self.db.allocation_move(instance_uuid, dest)
+        except Exception:  # noqa: BLE001 - logged; the migration is done
+            LOG.exception('Cannot move the claim of instance %s to %s',
+                          instance_uuid, dest)
 
     def _run_operation(self, context, instance_uuid, operation, start,
                        work_id=None):
@@ -263,6 +282,7 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
             return
         if operation == 'destroy':
             self.jobs.forget(instance_uuid)
+            self._release_claim(instance_uuid)
         self._notify(context, 'compute.instance.%s.end' % operation, payload)
         LOG.info('%s of instance %s done', operation, instance_uuid)
 
@@ -368,6 +388,8 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
             # Moved: from here on a failure is no rollback (the source is
             # gone), and the instance ends ERROR.
             self.db.instance_update(instance_uuid, host=dest, task_state=None)
+            # Its claim follows it (what dest now really holds).
+            self._move_claim(instance_uuid, dest)
 
     def _roll_back_migration(self, context, instance_jobs, dest, exc):
         """The migration failed before the instance moved: tell ``dest``

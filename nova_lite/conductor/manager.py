@@ -230,14 +230,27 @@ class ConductorManager(manager.Manager):
             self.db.work_update(work, step='failed', finished=True,
                                 instance=instance)
         except exception.WorkTakenOver:
-            pass          # the new owner deals with the instance
+            return        # the new owner deals with the instance
+        if work['action'] == 'build':
+            # A build that failed after scheduling gives its claim back.
+            self._release_claim(work['instance_uuid'])
+
+    def _release_claim(self, instance_uuid):
+        try:
+            if self.db.allocation_release(instance_uuid):
+                LOG.info('Released the claim of instance %s', instance_uuid)
+        except Exception:  # noqa: BLE001 - the failure is reported already
+            LOG.exception('Cannot release the claim of instance %s',
+                          instance_uuid)
 
     def _schedule(self, context, work):
         """build's first step: the row, a host; None if it cannot go on."""
         instance_uuid = work['instance_uuid']
         # The instance was created with the work (build_instance).
         try:
-            host = self.scheduler_rpcapi.select_host(context)
+            # The scheduler claims the instance's flavor on the host.
+            host = self.scheduler_rpcapi.select_host(
+                context, instance_uuid=instance_uuid)
         except _SCHEDULING_ERRORS as exc:
             LOG.warning('Cannot schedule %s: %s', instance_uuid, exc)
             self.db.work_update(work, step='failed', finished=True,

@@ -13,12 +13,13 @@ from nova_lite.conf import fake_driver
 from nova_lite.conf import inflight
 from nova_lite.conf import messaging
 from nova_lite.conf import qemu
+from nova_lite.conf import scheduler
 from nova_lite.conf import statsd
 from nova_lite.conf import upgrade_levels
 
 # Every group module, in the order the sample config lists them.
 GROUP_MODULES = (base, messaging, database, upgrade_levels, inflight, statsd,
-                 conductor, compute, fake_driver, qemu, api)
+                 conductor, compute, fake_driver, qemu, api, scheduler)
 
 
 def register_opts(conf):

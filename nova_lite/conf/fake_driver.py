@@ -17,6 +17,10 @@ _opts = [
     cfg.FloatOpt('block_job_abort_seconds', default=0.2, min=0.0,
                  help='How long the hypervisor takes to end an aborted '
                       'block job.'),
+    cfg.ListOpt('fail_operations', default=[],
+                help='Operations (spawn, reboot, destroy, migrate) that '
+                     "this host's fake driver always fails, for demos and "
+                     'tests of rollback.'),
     cfg.BoolOpt('emit_events', default=True,
                 help='Emit completion events (waiters then poll only as a '
                      'fallback).'),

@@ -48,7 +48,10 @@ INSTANCE_FIELDS = ('uuid', 'host', 'vm_state', 'task_state', 'power_state',
 FLAVOR_FIELDS = ('flavorid', 'name', 'vcpus', 'memory_mb', 'root_gb',
                  'created_at')
 NODE_FIELDS = ('id', 'host', 'hypervisor_type', 'vcpus', 'memory_mb',
-               'local_gb', 'created_at', 'updated_at')
+               'local_gb', 'vcpus_used', 'memory_mb_used', 'local_gb_used',
+               'created_at', 'updated_at')
+ALLOCATION_FIELDS = ('id', 'instance_uuid', 'host', 'vcpus', 'memory_mb',
+                     'local_gb', 'created_at')
 WORK_FIELDS = ('id', 'instance_uuid', 'action', 'step', 'host', 'dest',
                'conductor_host', 'takeovers', 'finished_at', 'created_at',
                'updated_at')
@@ -148,6 +151,30 @@ def _begin_action(session, uuid, action, task_state, allowed_vm_states):
             instance_uuid=uuid, action=action, task_state=row.task_state)
     raise exception.InvalidState(instance_uuid=uuid, state=row.vm_state,
                                  action=action)
+
+
+def _release(session, instance_uuid):
+    """Delete the allocation of ``instance_uuid`` and lower its host's
+    counters, once: of two concurrent releases only the one whose DELETE
+    removed the row lowers them."""
+    row = session.scalars(sa.select(models.Allocation).filter_by(
+        instance_uuid=instance_uuid)).one_or_none()
+    if row is None:
+        return False
+    deleted = session.execute(
+        sa.delete(models.Allocation).where(models.Allocation.id == row.id)
+        .execution_options(synchronize_session=False)).rowcount
+    if deleted != 1:
+        return False
+    node = models.ComputeNode
+    session.execute(
+        sa.update(node).where(node.host == row.host)
+        .values(vcpus_used=node.vcpus_used - row.vcpus,
+                memory_mb_used=node.memory_mb_used - row.memory_mb,
+                local_gb_used=node.local_gb_used - row.local_gb)
+        .execution_options(synchronize_session=False))
+    session.expunge(row)
+    return True
 
 
 def _update_if_still_owned(work):
@@ -640,6 +667,78 @@ class API:
     def compute_node_get_all(self):
         return self._rows(sa.select(models.ComputeNode).order_by(
             models.ComputeNode.id), NODE_FIELDS)
+
+    # -- allocations (capacity claims) -----------------------------------
+
+    def allocation_claim(self, instance_uuid, hosts, vcpus, memory_mb,
+                         local_gb, ratios=(1.0, 1.0, 1.0)):
+        """Claim the amounts for ``instance_uuid`` on the first of ``hosts``
+        that has room (capacity times ``ratios``: vCPU, RAM, disk); that
+        host, or None.
+
+        Each try is one conditional UPDATE of the host's usage counters
+        (``used + requested <= capacity``): the database serialises
+        concurrent ones on the row, so two claims never overcommit a host
+        (no RETURNING, no read-then-write).  The allocation row is inserted
+        in the same transaction, and a claim the instance held before (a
+        schedule run again) is released in it too.
+        """
+        node = models.ComputeNode
+        cpu, ram, disk = (sa.literal(float(r), sa.Float) for r in ratios)
+        with self._session() as session, session.begin():
+            _release(session, instance_uuid)
+            for host in hosts:
+                claimed = session.execute(
+                    sa.update(node)
+                    .where(node.host == host,
+                           node.vcpus_used + vcpus <= node.vcpus * cpu,
+                           node.memory_mb_used + memory_mb
+                           <= node.memory_mb * ram,
+                           node.local_gb_used + local_gb
+                           <= node.local_gb * disk)
+                    .values(vcpus_used=node.vcpus_used + vcpus,
+                            memory_mb_used=node.memory_mb_used + memory_mb,
+                            local_gb_used=node.local_gb_used + local_gb)
+                    .execution_options(synchronize_session=False)).rowcount
+                if claimed == 1:
+                    session.add(models.Allocation(
+                        instance_uuid=instance_uuid, host=host, vcpus=vcpus,
+                        memory_mb=memory_mb, local_gb=local_gb))
+                    return host
+            return None
+
+    def allocation_release(self, instance_uuid):
+        """Drop the claim of ``instance_uuid``; False if it held none."""
+        with self._session() as session, session.begin():
+            return _release(session, instance_uuid)
+
+    def allocation_move(self, instance_uuid, host):
+        """Move the claim of ``instance_uuid`` to ``host``, where it now
+        runs (a finished migration): the counters of both hosts follow,
+        unconditionally.  False if it held no claim elsewhere."""
+        node = models.ComputeNode
+        with self._session() as session, session.begin():
+            row = session.scalars(sa.select(models.Allocation).filter_by(
+                instance_uuid=instance_uuid)).one_or_none()
+            if row is None or row.host == host:
+                return False
+            for where, sign in ((row.host, -1), (host, 1)):
+                session.execute(
+                    sa.update(node).where(node.host == where)
+                    .values(vcpus_used=node.vcpus_used + sign * row.vcpus,
+                            memory_mb_used=(node.memory_mb_used
+                                            + sign * row.memory_mb),
+                            local_gb_used=(node.local_gb_used
+                                           + sign * row.local_gb))
+                    .execution_options(synchronize_session=False))
+            row.host = host
+            return True
+
+    def allocation_get_all(self, host=None):
+        query = sa.select(models.Allocation).order_by(models.Allocation.id)
+        if host:
+            query = query.filter_by(host=host)
+        return self._rows(query, ALLOCATION_FIELDS)
 
     # -- inflight samples ------------------------------------------------
 

@@ -113,6 +113,27 @@ class ComputeNode(TimestampMixin, Base):
     vcpus: orm.Mapped[int] = orm.mapped_column()
     memory_mb: orm.Mapped[int] = orm.mapped_column()
     local_gb: orm.Mapped[int] = orm.mapped_column()
+    # What the scheduler's claims (``allocations``) add up to here.
+    vcpus_used: orm.Mapped[int] = orm.mapped_column(server_default='0')
+    memory_mb_used: orm.Mapped[int] = orm.mapped_column(server_default='0')
+    local_gb_used: orm.Mapped[int] = orm.mapped_column(server_default='0')
+
+
+class Allocation(TimestampMixin, Base):
+    """The resources the scheduler claimed for one instance on its host."""
+
+    __tablename__ = 'allocations'
+    __table_args__ = (
+        sa.UniqueConstraint('instance_uuid',
+                            name='uniq_allocations0instance_uuid'),
+        sa.Index('ix_allocations_host', 'host'))
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    instance_uuid: orm.Mapped[str] = orm.mapped_column(sa.String(36))
+    host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    vcpus: orm.Mapped[int] = orm.mapped_column()
+    memory_mb: orm.Mapped[int] = orm.mapped_column()
+    local_gb: orm.Mapped[int] = orm.mapped_column()
 
 
 class ConductorWork(TimestampMixin, Base):

@@ -8,12 +8,22 @@ class SchedulerRPCAPI(rpc.RPCAPIBase):
 
     1.0 - Initial version: select_host().
     1.1 - Add select_host(exclude_hosts).
+    1.2 - Add select_host(instance_uuid): filter on free capacity, claim.
     """
 
     TOPIC = 'scheduler'
 
-    def select_host(self, ctxt, exclude_hosts=None):
-        """Call: the compute host a new instance should go to."""
+    def select_host(self, ctxt, exclude_hosts=None, instance_uuid=None):
+        """Call: the compute host a new instance should go to.
+
+        With ``instance_uuid`` (1.2) the scheduler claims the instance's
+        flavor on that host; an older scheduler places it without a claim.
+        """
+        if instance_uuid and self.can_send_version('1.2'):
+            cctxt = self.client.prepare(version='1.2')
+            return cctxt.call(ctxt, 'select_host',
+                              exclude_hosts=list(exclude_hosts or ()),
+                              instance_uuid=instance_uuid)
         if not exclude_hosts and not self.can_send_version('1.1'):
             # An old scheduler answers the same question without the filter.
             return self.client.prepare(version='1.0').call(ctxt,

@@ -5,7 +5,8 @@ Every call sleeps ``[fake_driver] call_latency_seconds`` in the calling
 ``operation_seconds`` on a native timer thread, which emits the completion
 event.  The fake also watches itself: it counts how many calls are inside
 one instance's "monitor" at once (``max_monitor_overlap``), and it can be
-told to fail an operation (``inject_failure``).
+told to fail an operation (``inject_failure``), or every one of those
+named in ``[fake_driver] fail_operations``.
 """
 
 import itertools
@@ -48,6 +49,8 @@ class FakeDriver(driver.ComputeDriver):
         self.task_retention = FINISHED_TASK_RETENTION
         self.block_jobs = {}       # (uuid, disk) -> dict
         self._failures = {}        # (uuid, operation) -> message
+        # Operations this host always fails (demos, rollback tests).
+        self._fail_operations = frozenset(opts.fail_operations)
         self._in_monitor = {}      # uuid -> calls inside now
         self.max_monitor_overlap = 0
         self.calls = 0
@@ -127,6 +130,9 @@ class FakeDriver(driver.ComputeDriver):
                 return
             failure = self._failures.pop((task['instance_uuid'],
                                           task['operation']), None)
+            if not failure and task['operation'] in self._fail_operations:
+                failure = ('%s fails on this host ([fake_driver] '
+                           'fail_operations)' % task['operation'])
             if failure:
                 task['state'], task['error'] = driver.TASK_ERROR, failure
             else:

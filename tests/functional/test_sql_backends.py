@@ -173,6 +173,9 @@ def attempt(me):
             db.work_create(args['uuid'], 'reboot', 'casting', me,
                            guard=('reboot_pending', ['active']))
             results.append('won')
+        elif method == 'allocation_claim':
+            host = db.allocation_claim(me, ['h1'], 1, 512, 1)
+            results.append('won' if host else 'lost')
         else:
             claimed = db.work_claim(args['work'], me)
             results.append('won' if claimed else 'lost')
@@ -228,6 +231,18 @@ def test_of_concurrent_guarded_actions_exactly_one_wins(db, conf_fixture):
     [work] = db.work_get_all(instance_uuid='u1')
     assert db.instance_get('u1')['task_state'] == 'reboot_pending'
     assert work['host'] == 'h1'
+
+
+def test_concurrent_capacity_claims_never_overcommit(db, conf_fixture):
+    # Room for 5 tiny instances; 12 claims at once (one per contender).
+    db.compute_node_update('h1', hypervisor_type='fake', vcpus=5,
+                           memory_mb=8192, local_gb=100)
+    outcomes = _contend(conf_fixture, 'allocation_claim', {})
+    assert outcomes == ['lost'] * 7 + ['won'] * 5
+    assert len(db.allocation_get_all(host='h1')) == 5
+    [node] = db.compute_node_get_all()
+    assert (node['vcpus_used'], node['memory_mb_used'],
+            node['local_gb_used']) == (5, 2560, 5)
 
 
 def test_takeover_claims_and_fencing(db, conf_fixture):
