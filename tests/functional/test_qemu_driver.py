@@ -463,20 +463,42 @@ def test_two_incoming_migrations_get_different_ports(make_host):
     assert not os.listdir(dest.path())
 
 
+def _free_port_block(count, start=20000):
+    """The first of ``count`` consecutive ports free on 127.0.0.1, below
+    Linux's ephemeral range (32768-60999), so that no client connection
+    of another test takes one of them meanwhile."""
+    _socket = concurrency.native_module('socket')
+    for base in range(start, 32768 - count, count):
+        probes = []
+        try:
+            for port in range(base, base + count):
+                probe = _socket.socket()
+                probes.append(probe)
+                probe.bind(('127.0.0.1', port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise AssertionError('no %d free consecutive ports' % count)
+
+
 def test_a_busy_migration_port_is_skipped(make_host):
+    base = _free_port_block(4)
     src = make_host('h1')
-    dest = make_host('h2', migration_port_range='49400:49403')
+    dest = make_host('h2', migration_port_range='%d:%d' % (base, base + 3))
     src.spawn('u1')
     _socket = concurrency.native_module('socket')
     taken = _socket.socket()
-    taken.bind(('127.0.0.1', 49400))
+    taken.bind(('127.0.0.1', base))
     taken.listen(1)
     try:
         data = _prepare(src, dest, 'u1')
     finally:
         taken.close()
-    assert data['uri'] == 'tcp:127.0.0.1:49401'
-    assert data['nbd']['port'] == 49402
+    assert data['uri'] == 'tcp:127.0.0.1:%d' % (base + 1)
+    assert data['nbd']['port'] == base + 2
     src.wait_task(src.driver.migrate('u1', 'h2', data), 'migrate', 'u1')
     dest.driver.adopt('u1', 'running')
     assert dest.driver.get_info('u1') == {'state': 'running'}

@@ -71,10 +71,12 @@ def test_retries_await_startup_until_the_node_registers(stubs):
 
 
 def test_gives_up_after_the_deadline_with_rabbitmqctls_words(stubs):
-    result = ensure_rabbitmq(stubs, fails=1000, timeout=1)
+    # 3 s, not 1: bash's SECONDS counts whole seconds, so a 1 s deadline
+    # can pass right after the first attempt.
+    result = ensure_rabbitmq(stubs, fails=1000, timeout=3)
 
     assert result.returncode == 1
-    assert 'did not start within 1 s' in result.stderr
+    assert 'did not start within 3 s' in result.stderr
     assert 'not running at all' in result.stderr
     assert int((stubs / 'attempts').read_text()) >= 2
 
