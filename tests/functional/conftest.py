@@ -5,6 +5,7 @@ run).  A missing broker or database server is an error here, never a skip.
 
 import os
 import secrets
+import shutil
 
 import pytest
 import sqlalchemy as sa
@@ -107,3 +108,17 @@ def sql_servers():
     yield get
     for server in servers.values():
         server.close()
+
+
+QEMU_TOOLS = ('qemu-system-x86_64', 'qemu-img', 'qemu-io')
+
+
+@pytest.fixture(scope='session')
+def qemu_tools():
+    """QEMU's binaries are installed; a missing one fails the test (the
+    test command installs them), never skips it."""
+    missing = [tool for tool in QEMU_TOOLS if shutil.which(tool) is None]
+    if missing:
+        pytest.fail('QEMU is not installed (%s missing): apt-get install '
+                    'qemu-system-x86 qemu-utils' % ', '.join(missing),
+                    pytrace=False)

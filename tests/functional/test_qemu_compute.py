@@ -8,7 +8,6 @@ start is gone at the end: the fixture kills and reports any left over.
 """
 
 import os
-import shutil
 import signal
 import socket
 import uuid
@@ -25,17 +24,11 @@ from nova_lite import rpc
 from nova_lite.testing import waiters
 from nova_lite.virt.qemu import process
 
-TOOLS = ('qemu-system-x86_64', 'qemu-img', 'qemu-io')
 WAIT = 30
 
 
-@pytest.fixture(scope='module', autouse=True)
-def qemu_installed():
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if missing:
-        pytest.fail('QEMU is not installed (%s missing): apt-get install '
-                    'qemu-system-x86 qemu-utils' % ', '.join(missing),
-                    pytrace=False)
+# Every test here needs QEMU (conftest: fails, never skips, without it).
+pytestmark = pytest.mark.usefixtures('qemu_tools')
 
 
 @pytest.fixture

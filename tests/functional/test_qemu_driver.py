@@ -8,7 +8,6 @@ reach the compute's hub.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 
@@ -23,18 +22,12 @@ from nova_lite.testing import waiters
 from nova_lite.virt import tasks
 from nova_lite.virt.qemu import process
 
-TOOLS = ('qemu-system-x86_64', 'qemu-img', 'qemu-io')
 SLOW = 64 * 1024        # bytes/s: a block job that is still running
 WAIT = 10.0
 
 
-@pytest.fixture(scope='module', autouse=True)
-def qemu_installed():
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if missing:
-        pytest.fail('QEMU is not installed (%s missing): apt-get install '
-                    'qemu-system-x86 qemu-utils' % ', '.join(missing),
-                    pytrace=False)
+# Every test here needs QEMU (conftest: fails, never skips, without it).
+pytestmark = pytest.mark.usefixtures('qemu_tools')
 
 
 class Host:
