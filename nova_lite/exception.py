@@ -92,6 +92,15 @@ class InstanceActionInProgress(InvalidState):
                '%(task_state)s')
 
 
+class ResourceLocked(NovaLiteException):
+    msg_fmt = ('%(resource)s is locked: %(reason)s; try again when it '
+               'ends')
+
+
+class CoordinationError(NovaLiteException):
+    msg_fmt = 'Coordination backend %(url)s: %(reason)s'
+
+
 class WorkTakenOver(NovaLiteException):
     msg_fmt = ('Conductor work %(work_id)s (%(action)s of instance '
                '%(instance_uuid)s) now belongs to another conductor')

@@ -8,6 +8,7 @@ from nova_lite.conf import api
 from nova_lite.conf import base
 from nova_lite.conf import compute
 from nova_lite.conf import conductor
+from nova_lite.conf import coordination
 from nova_lite.conf import database
 from nova_lite.conf import fake_driver
 from nova_lite.conf import inflight
@@ -19,7 +20,8 @@ from nova_lite.conf import upgrade_levels
 
 # Every group module, in the order the sample config lists them.
 GROUP_MODULES = (base, messaging, database, upgrade_levels, inflight, statsd,
-                 conductor, compute, fake_driver, qemu, api, scheduler)
+                 conductor, compute, fake_driver, qemu, api, scheduler,
+                 coordination)
 
 
 def register_opts(conf):

@@ -29,6 +29,7 @@ from nova_lite import concurrency
 from nova_lite.db import migration
 from nova_lite.db import models
 from nova_lite.db import reports
+from nova_lite.db import volumes
 from nova_lite import exception
 from nova_lite import utils
 
@@ -53,8 +54,8 @@ NODE_FIELDS = ('id', 'host', 'hypervisor_type', 'vcpus', 'memory_mb',
 ALLOCATION_FIELDS = ('id', 'instance_uuid', 'host', 'vcpus', 'memory_mb',
                      'local_gb', 'created_at')
 WORK_FIELDS = ('id', 'instance_uuid', 'action', 'step', 'host', 'dest',
-               'conductor_host', 'takeovers', 'finished_at', 'created_at',
-               'updated_at')
+               'conductor_host', 'takeovers', 'migration_uuid',
+               'finished_at', 'created_at', 'updated_at')
 # The conductor_host of work that no conductor has yet: a build the API
 # recorded; the build cast (or, failing that, the takeover task) gives it
 # one.
@@ -196,8 +197,10 @@ _retry_deadlock_victims = oslo_db_api.wrap_db_retry(
 
 
 def _off_the_hub(cls):
-    """Route every public method of ``cls`` through call_blocking_io, retry
-    deadlock victims, and name the errors an operator can fix."""
+    """Route every public method of ``cls`` (and of the query mixins it
+    inherits, each table's queries in its own module) through
+    call_blocking_io, retry deadlock victims, and name the errors an
+    operator can fix."""
     def wrap(func):
         def named_errors(self, *args, **kwargs):
             try:
@@ -215,14 +218,17 @@ def _off_the_hub(cls):
                                                 **kwargs)
         return call
 
-    for name, value in list(vars(cls).items()):
-        if callable(value) and not name.startswith('_'):
-            setattr(cls, name, wrap(value))
+    mixins = [base for base in reversed(cls.__mro__[1:])
+              if base.__module__.startswith('nova_lite.db.')]
+    for owner in mixins + [cls]:
+        for name, value in list(vars(owner).items()):
+            if callable(value) and not name.startswith('_'):
+                setattr(cls, name, wrap(value))
     return cls
 
 
 @_off_the_hub
-class API:
+class API(volumes.VolumeQueries):
     def __init__(self, conf):
         self.conf = conf
         self.url = conf.database.connection

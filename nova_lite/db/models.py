@@ -120,7 +120,13 @@ class ComputeNode(TimestampMixin, Base):
 
 
 class Allocation(TimestampMixin, Base):
-    """The resources the scheduler claimed for one instance on its host."""
+    """The resources the scheduler claimed for one consumer on a host.
+
+    The consumer (``instance_uuid``) is an instance, for the host it runs
+    on, or a resize's migration (its ``uuid``), for the resize's target
+    until the resize is confirmed (then the claim becomes the
+    instance's) or reverted (then it is dropped).
+    """
 
     __tablename__ = 'allocations'
     __table_args__ = (
@@ -157,8 +163,61 @@ class ConductorWork(TimestampMixin, Base):
     # The conductor that owns the work; changes on takeover.
     conductor_host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
     takeovers: orm.Mapped[int] = orm.mapped_column(default=0)
+    # The resize (``migrations.uuid``) a resize work drives (migration 008).
+    migration_uuid: orm.Mapped[str | None] = orm.mapped_column(
+        sa.String(36))
     finished_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
         DateTime)
+
+
+class Migration(TimestampMixin, Base):
+    """One resize of one instance (Nova's ``migrations`` row): from its
+    source to a target the scheduler chose, its flavors before and after,
+    and how far it got."""
+
+    __tablename__ = 'migrations'
+    __table_args__ = (
+        sa.UniqueConstraint('uuid', name='uniq_migrations0uuid'),
+        sa.Index('ix_migrations_instance_uuid', 'instance_uuid'),
+        sa.Index('ix_migrations_status', 'status'))
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    # The consumer of the target's claim (``allocations.instance_uuid``).
+    uuid: orm.Mapped[str] = orm.mapped_column(sa.String(36))
+    instance_uuid: orm.Mapped[str] = orm.mapped_column(sa.String(36))
+    source_host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    # None until the scheduler has chosen (and claimed on) a target.
+    dest_host: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    # The flavor snapshots, as JSON objects with the instance's flavor
+    # columns (flavorid, flavor_name, vcpus, memory_mb, root_gb).
+    old_flavor: orm.Mapped[str] = orm.mapped_column(sa.Text)
+    new_flavor: orm.Mapped[str] = orm.mapped_column(sa.Text)
+    status: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    # Scheduling attempts so far, and the targets that failed (a
+    # comma-separated list): a retry excludes them, also after takeover.
+    attempts: orm.Mapped[int] = orm.mapped_column(server_default='0')
+    failed_hosts: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+
+
+class Volume(TimestampMixin, Base):
+    """A volume of the os-volumes proxy API: a size and, once attached,
+    the instance (and device name) it is attached to."""
+
+    __tablename__ = 'volumes'
+    __table_args__ = (
+        sa.Index('ix_volumes_project_id', 'project_id'),
+        sa.Index('ix_volumes_instance_uuid', 'instance_uuid'))
+
+    id: orm.Mapped[str] = orm.mapped_column(sa.String(36), primary_key=True)
+    display_name: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    display_description: orm.Mapped[str | None] = orm.mapped_column(
+        sa.String(255))
+    size: orm.Mapped[int] = orm.mapped_column()
+    # available or in-use.
+    status: orm.Mapped[str] = orm.mapped_column(sa.String(32))
+    project_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    instance_uuid: orm.Mapped[str | None] = orm.mapped_column(sa.String(36))
+    device: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
 
 
 class InflightSample(Base):
