@@ -264,14 +264,10 @@ class ConductorManager(manager.Manager):
         attached to it (read once the instance's is held: an attach needs
         that one too)."""
         instance_uuid = work['instance_uuid']
-        reason = '%s of instance %s holds it' % (work['action'],
-                                                 instance_uuid)
-        with self._coordinator.locked(
-                coordination.lock_names(instance_uuid), reason=reason):
+        with self._coordinator.locked(coordination.lock_names(instance_uuid)):
             volume_ids = self.db.volume_ids_attached(instance_uuid)
             with self._coordinator.locked(
-                    coordination.lock_names(volume_ids=volume_ids),
-                    reason=reason):
+                    coordination.lock_names(volume_ids=volume_ids)):
                 yield
 
     def _abandon(self, work, exc):
