@@ -30,7 +30,8 @@ _CHILD = textwrap.dedent('''
     import json, sys
     from nova_lite import monkey_patch  # noqa: F401
     from oslo_config import cfg
-    from nova_lite import conf as nova_conf, coordination, exception
+    from nova_lite import concurrency, conf as nova_conf, coordination
+    from nova_lite import exception
     conf = cfg.ConfigOpts()
     nova_conf.register_opts(conf)
     conf([], project='nova_lite')
@@ -50,7 +51,9 @@ _CHILD = textwrap.dedent('''
     else:
         with coord.locked(names, timeout=float(command)):
             print('held', flush=True)
-            sys.stdin.read()
+            # Not sys.stdin.read(): under eventlet that blocks the hub,
+            # and with it the heartbeats that keep leases alive.
+            concurrency.Event().wait()
     coord.stop()
 ''')
 
@@ -84,7 +87,7 @@ class Holder:
         self._stderr = tempfile.TemporaryFile(mode='w+')
         self.popen = subprocess.Popen(
             _command(url, member_id, str(timeout), names),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=self._stderr, text=True)
         line = self.popen.stdout.readline().strip()
         if line != 'held':
@@ -99,5 +102,5 @@ class Holder:
         if self.popen.poll() is None:
             os.kill(self.popen.pid, signal.SIGKILL)
         self.popen.wait(timeout=30)
-        for stream in (self.popen.stdin, self.popen.stdout, self._stderr):
+        for stream in (self.popen.stdout, self._stderr):
             stream.close()
