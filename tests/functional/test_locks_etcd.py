@@ -20,6 +20,7 @@ from nova_lite.testing import waiters
 
 # Seconds: short leases, so that a dead holder's run out soon.
 LOCK_TIMEOUT = 3
+CONDUCTOR_LOCK_TIMEOUT = 10
 
 
 def _with_lock_timeout(url, seconds=LOCK_TIMEOUT):
@@ -102,10 +103,14 @@ def ctxt():
 
 def test_a_killed_conductors_locked_work_is_finished_by_another(
         factory, db, conf, ctxt, client_rpc, etcd, etcd_url):
-    coordination_conf = {'backend_url': _with_lock_timeout(etcd_url),
-                         # Shorter than the lease: the rescuer gives up
-                         # and tries again at its next takeover round.
-                         'acquire_timeout': 1}
+    # The dead conductor's lease outlives its service record (down after
+    # service_down_time, 3 s; the lease ends 5 to 10 s after the kill:
+    # renewed every 5 s): the rescuer takes over while the lock is still
+    # held, gives up after acquire_timeout and tries again at its next
+    # takeover round, until the lease has run out.
+    coordination_conf = {
+        'backend_url': _with_lock_timeout(etcd_url, CONDUCTOR_LOCK_TIMEOUT),
+        'acquire_timeout': 1}
     doomed = factory.start_daemon('nova-lite-conductor', 'ctl-doomed', extra={
         'DEFAULT': {'conductor_manager':
                     'nova_lite.testing.managers:StallingConductorManager'},
@@ -144,9 +149,13 @@ def test_a_killed_conductors_locked_work_is_finished_by_another(
         'ctl2', 1, 'done')
     assert done['finished_at'] is not None
     assert db.work_get_all(unfinished=True) == []
+    log = rescuer.log_text()
     assert 'Taking over build of instance %s from dead conductor ' \
-        'ctl-doomed' % instance_uuid in rescuer.log_text()
+        'ctl-doomed' % instance_uuid in log
+    assert 'build of instance %s waits: Instance %s is locked' % (
+        instance_uuid, instance_uuid) in log
     # Released at the end of the work (or, were it not, its lease runs
     # out): never stuck.
-    waiters.wait_for(lambda: _free(etcd, name), timeout=LOCK_TIMEOUT * 5,
+    waiters.wait_for(lambda: _free(etcd, name),
+                     timeout=CONDUCTOR_LOCK_TIMEOUT * 2,
                      what='the instance lock to be free')
