@@ -49,6 +49,7 @@ def _hold_in_subprocess(conf, names):
     says it holds them."""
     script = textwrap.dedent('''
         import sys
+        from nova_lite import monkey_patch  # noqa: F401  (first)
         from oslo_config import cfg
         from nova_lite import conf as nova_conf, coordination
         conf = cfg.ConfigOpts()
