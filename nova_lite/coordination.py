@@ -157,8 +157,8 @@ def process_coordinator(conf, member_id):
 
 def release_process_coordinator(coordinator):
     """One user fewer of ``coordinator``; the last one stops it."""
-    if coordinator is not _process['coordinator']:
-        return
+    if coordinator is None or coordinator is not _process['coordinator']:
+        return      # never started (a service that failed to start)
     _process['users'] -= 1
     if _process['users'] == 0:
         _process['coordinator'] = None
