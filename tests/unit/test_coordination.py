@@ -22,6 +22,9 @@ def conf(tmp_path):
     nova_conf.register_opts(conf)
     conf([], project='nova_lite')
     conf.set_override('state_path', str(tmp_path))
+    # An OptGroup object is shared by every ConfigOpts it is registered
+    # in, and keeps the overrides of its options: drop an earlier test's.
+    conf.clear_override('backend_url', group='coordination')
     return conf
 
 
@@ -49,6 +52,7 @@ def _hold_in_subprocess(conf, names):
     says it holds them."""
     script = textwrap.dedent('''
         import sys
+        from nova_lite import monkey_patch  # noqa: F401  (first)
         from oslo_config import cfg
         from nova_lite import conf as nova_conf, coordination
         conf = cfg.ConfigOpts()
@@ -111,3 +115,20 @@ def test_unreachable_backend_is_a_named_error(conf):
     with pytest.raises(exception.CoordinationError) as raised:
         coord.start()
     assert 'secret' not in str(raised.value)
+
+
+def test_services_of_one_process_share_one_coordinator(conf):
+    first = coordination.process_coordinator(conf, 'h-1')
+    second = coordination.process_coordinator(conf, 'h-2')
+    assert first is second
+    coordination.release_process_coordinator(None)   # a failed start
+    coordination.release_process_coordinator(first)
+    with first.locked(['x'], timeout=0):    # still started for the other
+        pass
+    coordination.release_process_coordinator(second)
+    with pytest.raises(exception.CoordinationError, match='not started'):
+        with first.locked(['x'], timeout=0):
+            pass
+    third = coordination.process_coordinator(conf, 'h-3')
+    assert third is not first
+    coordination.release_process_coordinator(third)
