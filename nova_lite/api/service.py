@@ -2,18 +2,22 @@
 
 It starts listening first (a port in use fails the start with one line),
 then starts the RPC side (topic ``api``: registration, heartbeats,
-``baseapi``).  On stop it closes the listening socket, lets the requests
+``baseapi``).  Before either, it starts the process's one tooz
+``Coordinator`` (member ``<host>-<pid>``), through which the volume
+endpoints try the locks of servers and volumes; it stops it last.  On stop it closes the listening socket, lets the requests
 in flight finish within the graceful budget, then stops the RPC side with
 what is left.  The server is the backend's (``concurrency.serve_wsgi``):
 eventlet's WSGI server, or a threaded wsgiref server.
 """
 
+import os
 import time
 
 from oslo_log import log as logging
 
 from nova_lite.api import wsgi
 from nova_lite import concurrency
+from nova_lite import coordination
 from nova_lite import exception
 from nova_lite import service
 
@@ -26,19 +30,31 @@ TOPIC = 'api'
 class APIService(service.Service):
     """nova-lite-api: the Compute API over HTTP, and the api topic."""
 
-    def __init__(self, conf, db=None, host=None, app=None):
+    def __init__(self, conf, db=None, host=None, app=None,
+                 coordinator=None):
+        """``coordinator``: a started one this process already has (the
+        file backend needs one per process); else the service starts and
+        stops its own."""
         super().__init__(conf, binary=BINARY, topic=TOPIC, host=host, db=db)
         self.app = app
         self.server = None
+        self.coordinator = coordinator
+        self._own_coordinator = coordinator is None
 
     def start(self):
+        if self._own_coordinator:
+            self.coordinator = coordination.Coordinator(
+                self.conf, '%s-%d' % (self.host, os.getpid()))
+            self.coordinator.start()
         if self.app is None:
-            self.app = wsgi.build_app(self.conf, self.db)
+            self.app = wsgi.build_app(self.conf, self.db,
+                                      coordinator=self.coordinator)
         api = self.conf.api
         try:
             self.server = concurrency.serve_wsgi(self.app, api.host, api.port,
                                                  api.workers)
         except OSError as exc:
+            self._stop_coordinator()
             raise exception.APIListenError(host=api.host, port=api.port,
                                            reason=exc.strerror or exc)
         LOG.info('Listening on http://%s:%s/ (%s workers, %s)', api.host,
@@ -56,4 +72,10 @@ class APIService(service.Service):
                 LOG.warning('%s: HTTP requests still running after %ss; '
                             'exiting anyway', self.binary, graceful_timeout)
         stopped = super().stop(max(0.0, deadline - time.monotonic()))
+        self._stop_coordinator()
         return drained and stopped
+
+    def _stop_coordinator(self):
+        if self._own_coordinator and self.coordinator is not None:
+            self.coordinator.stop()
+            self.coordinator = None
