@@ -19,6 +19,7 @@ import sys
 import textwrap
 
 _SCRIPT = textwrap.dedent('''
+    from nova_lite import monkey_patch  # noqa: F401  (the backend first)
     import sys
     from oslo_config import cfg
     from nova_lite import conf as nova_conf, coordination
