@@ -1,9 +1,9 @@
 """oslo.policy defaults in code, as Nova's: a policy file may override.
 
 Rule names are Nova's.  Services, hypervisors, live migration and the
-extended server attributes are for admins; a server is for its project's
-members and for admins, and so is a volume.  ``[oslo_policy] policy_file`` (``policy.yaml``
-next to the config file by default) overrides any rule;
+extended server attributes are for admins; a server (and a volume) is for
+its project's members and for admins.  ``[oslo_policy] policy_file``
+(``policy.yaml`` next to the config file by default) overrides any rule;
 ``oslopolicy-sample-generator --namespace nova_lite`` lists them.
 """
 

@@ -1,13 +1,14 @@
 """``APIService``: the WSGI server beside an ordinary ``Service``.
 
-It starts listening first (a port in use fails the start with one line),
-then starts the RPC side (topic ``api``: registration, heartbeats,
-``baseapi``).  Before either, it starts the process's one tooz
-``Coordinator`` (member ``<host>-<pid>``), through which the volume
-endpoints try the locks of servers and volumes; it stops it last.  On stop it closes the listening socket, lets the requests
-in flight finish within the graceful budget, then stops the RPC side with
-what is left.  The server is the backend's (``concurrency.serve_wsgi``):
-eventlet's WSGI server, or a threaded wsgiref server.
+It starts the process's one tooz ``Coordinator`` (member ``<host>-<pid>``;
+the volume endpoints try the locks of servers and volumes through it),
+then starts listening (a port in use fails the start with one line), then
+starts the RPC side (topic ``api``: registration, heartbeats,
+``baseapi``).  On stop it closes the listening socket, lets the requests
+in flight finish within the graceful budget, stops the RPC side with what
+is left, and stops the coordinator last.  The server is the backend's
+(``concurrency.serve_wsgi``): eventlet's WSGI server, or a threaded
+wsgiref server.
 """
 
 import os

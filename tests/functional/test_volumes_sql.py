@@ -10,10 +10,13 @@ import sys
 import pytest
 
 from nova_lite import exception
-# The backends' fixtures: a fresh database per backend, emptied per test.
-from tests.functional.test_sql_backends import backend  # noqa: F401
-from tests.functional.test_sql_backends import conf_fixture  # noqa: F401
-from tests.functional.test_sql_backends import db  # noqa: F401
+from tests.functional import test_sql_backends
+
+# The backends' fixtures: SQLite, PostgreSQL and MariaDB, a fresh database
+# per backend, emptied before each test.
+backend = test_sql_backends.backend
+conf_fixture = test_sql_backends.conf_fixture
+db = test_sql_backends.db
 
 PROCESSES, THREADS = 3, 4
 
@@ -57,7 +60,7 @@ def _contenders():
             for t in range(THREADS)]
 
 
-def _contend(conf_fixture, method, *args):  # noqa: F811 - the fixture
+def _contend(conf_fixture, method, *args):
     """[outcome, device] of each of PROCESSES x THREADS simultaneous
     ``db.<method>(*args)`` calls, '%(me)s' in an arg being the caller's
     name (c<process>-<thread>)."""
@@ -87,7 +90,7 @@ def _contend(conf_fixture, method, *args):  # noqa: F811 - the fixture
                 child.kill()
 
 
-def test_volume_states_and_errors(db):  # noqa: F811
+def test_volume_states_and_errors(db):
     db.instance_create('i1', vm_state='active')
     before = db.instance_get('i1')
     created = db.volume_create('v1', 10, project_id='p1', display_name='n')
@@ -142,7 +145,7 @@ def test_volume_states_and_errors(db):  # noqa: F811
 
 
 def test_of_concurrent_attaches_of_one_volume_exactly_one_wins(
-        db, conf_fixture):  # noqa: F811
+        db, conf_fixture):
     for me in _contenders():
         db.instance_create('i-' + me, vm_state='active')
     db.volume_create('v1', 1)
@@ -156,7 +159,7 @@ def test_of_concurrent_attaches_of_one_volume_exactly_one_wins(
 
 
 def test_concurrent_attaches_to_one_server_get_distinct_devices(
-        db, conf_fixture):  # noqa: F811
+        db, conf_fixture):
     db.instance_create('i1', vm_state='active')
     for me in _contenders():
         db.volume_create('v-' + me, 1)
@@ -168,7 +171,7 @@ def test_concurrent_attaches_to_one_server_get_distinct_devices(
 
 
 def test_of_concurrent_deletes_of_one_volume_exactly_one_wins(
-        db, conf_fixture):  # noqa: F811
+        db, conf_fixture):
     db.volume_create('v1', 1)
     outcomes = _contend(conf_fixture, 'volume_delete', 'v1')
     assert sorted(o for o, _device in outcomes) == (
