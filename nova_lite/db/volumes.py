@@ -205,3 +205,16 @@ class VolumeQueries:
                 raise exception.VolumeNotAttached(
                     volume_id=volume_id, instance_uuid=instance_uuid)
             return _as_dict(session.get(volume, volume_id))
+
+    def volume_detach_all(self, instance_uuid):
+        """Detach every volume of a destroyed server, whatever its state
+        (its destroy's last step: nothing can detach them through the API
+        once the server is gone); how many."""
+        volume = models.Volume
+        with self._session() as session, session.begin():
+            return session.execute(
+                sa.update(volume)
+                .where(volume.instance_uuid == instance_uuid)
+                .values(status=AVAILABLE, instance_uuid=None, device=None,
+                        updated_at=models.utcnow())
+                .execution_options(synchronize_session=False)).rowcount

@@ -142,6 +142,15 @@ def test_volume_states_and_errors(db):
     with pytest.raises(exception.VolumeNotFound):
         db.volume_delete('v1')
     assert db.volume_ids_attached('i1') == ['v2']
+    # A destroyed server's volumes are freed whatever its state.
+    db.volume_attach('v3', 'i1')
+    db.instance_update('i1', vm_state='deleted', task_state='destroying')
+    assert db.volume_detach_all('i1') == 2
+    assert db.volume_ids_attached('i1') == []
+    assert {(v['id'], v['status'], v['device']) for v in
+            db.volume_get_all()} == {('v2', 'available', None),
+                                     ('v3', 'available', None)}
+    assert db.volume_detach_all('i1') == 0
 
 
 def test_of_concurrent_attaches_of_one_volume_exactly_one_wins(

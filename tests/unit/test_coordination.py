@@ -48,6 +48,7 @@ def _hold_in_subprocess(conf, names):
     """A process that holds ``names`` until killed; returns it once it
     says it holds them."""
     script = textwrap.dedent('''
+        from nova_lite import monkey_patch  # noqa: F401  (the backend first)
         import sys
         from oslo_config import cfg
         from nova_lite import conf as nova_conf, coordination
