@@ -1,16 +1,11 @@
 """nova_lite.coordination on tooz's file backend: exclusion, the lock
 order, and a dead holder's locks released."""
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
 from nova_lite import coordination
 from nova_lite import exception
+from nova_lite.testing import locks
 
 
 @pytest.fixture
@@ -47,36 +42,10 @@ def test_lock_order_is_instance_then_sorted_volumes():
         'nova-lite-volume-v2']
 
 
-def _hold_in_subprocess(conf, names):
-    """A process that holds ``names`` until killed; returns it once it
-    says it holds them."""
-    script = textwrap.dedent('''
-        import sys
-        from nova_lite import monkey_patch  # noqa: F401  (first)
-        from oslo_config import cfg
-        from nova_lite import conf as nova_conf, coordination
-        conf = cfg.ConfigOpts()
-        nova_conf.register_opts(conf)
-        conf([], project='nova_lite')
-        conf.set_override('state_path', sys.argv[1])
-        coord = coordination.Coordinator(conf, 'holder')
-        coord.start()
-        with coord.locked(sys.argv[2:], timeout=0):
-            print('held', flush=True)
-            sys.stdin.read()
-    ''')
-    proc = subprocess.Popen(
-        [sys.executable, '-c', script, conf.state_path] + names,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == 'held'
-    return proc
-
-
 def test_held_elsewhere_is_refused_and_released_when_holder_dies(
         conf, coordinator):
     names = coordination.lock_names('i1', ['v1'])
-    holder = _hold_in_subprocess(conf, names)
-    try:
+    with locks.holder_for(conf, names) as holder:
         with pytest.raises(exception.ResourceLocked) as raised:
             with coordinator.locked(
                     coordination.lock_names(volume_ids=['v1']), timeout=0,
@@ -84,17 +53,14 @@ def test_held_elsewhere_is_refused_and_released_when_holder_dies(
                 pytest.fail('got a lock another process holds')
         assert 'Volume v1 is locked: a resize of i1 holds it' in str(
             raised.value)
-    finally:
-        os.kill(holder.pid, signal.SIGKILL)
-        holder.wait()
+        holder.kill()
     # The kernel dropped the dead holder's locks: they are free at once.
     with coordinator.locked(names, timeout=0):
         pass
 
 
 def test_partial_acquire_is_released(conf, coordinator):
-    holder = _hold_in_subprocess(conf, [coordination.volume_lock_name('v2')])
-    try:
+    with locks.holder_for(conf, [coordination.volume_lock_name('v2')]):
         with pytest.raises(exception.ResourceLocked):
             with coordinator.locked(coordination.lock_names('i1', ['v2']),
                                     timeout=0):
@@ -103,9 +69,6 @@ def test_partial_acquire_is_released(conf, coordinator):
         with coordinator.locked([coordination.instance_lock_name('i1')],
                                 timeout=0):
             pass
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_unreachable_backend_is_a_named_error(conf):
