@@ -370,3 +370,21 @@ def test_a_takeover_at_every_step_finishes_the_resize(factory, conf, db,
     assert (migration['status'], migration['attempts']) == ('finished', 1)
     assert _claims(db) == sorted([(uuid_, 'h1', 1),
                                   (migration['uuid'], 'h2', 2)])
+
+
+def test_a_target_that_does_not_answer_is_dropped(factory, conf, db, ctxt):
+    services = _cloud(factory, db)
+    source = _built(conf, db, ctxt)
+    uuid_ = source['uuid']
+    # h2 stops consuming; it still looks up to the scheduler (its last
+    # heartbeat is recent), so it is picked first, and its call times out.
+    services['h2'].stop(graceful_timeout=1)
+    conf.set_override('rpc_response_timeout', 1)
+
+    _, resized = _resize(conf, db, ctxt, uuid_)
+
+    [migration] = db.migration_get_all(instance_uuid=uuid_)
+    assert (migration['failed_hosts'], migration['dest_host']) == (
+        ['h2'], 'h3')
+    assert (resized['vm_state'], resized['host']) == ('resized', 'h3')
+    assert _used(db)['h2'] == (0, 0, 0)
