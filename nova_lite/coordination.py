@@ -15,21 +15,36 @@ alive and that run out when their holder dies.
 
 One ``Coordinator`` per process: with the file backend, POSIX locks are
 per process, and closing any descriptor of a lock file would drop the
-process's lock on it.
+process's lock on it; tooz keeps greenthreads and threads of one process
+apart with a barrier per coordinator.  Services that lock take the
+process's one with ``process_coordinator`` (nova-lite-all runs the API and
+the conductor in one process).
+
+Waiting.  ``locked`` waits by trying again and again without blocking, up
+to its deadline: tooz's blocking acquire means different things by
+driver (etcd3gw reads ``timeout`` as the lease's TTL and waits forever).
 """
 
 import contextlib
 import os
+import time
 
 from oslo_log import log as logging
 from tooz import coordination as tooz_coordination
 
+from nova_lite import concurrency
 from nova_lite import exception
 from nova_lite import utils
 
 LOG = logging.getLogger(__name__)
 
 _PREFIX = 'nova-lite'
+
+# Seconds between two tries of a held lock: from the first to the last.
+_RETRY_FIRST, _RETRY_MAX = 0.05, 0.5
+
+# This process's Coordinator and how many services use it.
+_process = {'coordinator': None, 'users': 0}
 
 
 def backend_url(conf):
@@ -101,11 +116,7 @@ class Coordinator:
         try:
             for name in names:
                 lock = self._coordinator.get_lock(name.encode())
-                if timeout:
-                    got = lock.acquire(blocking=True, timeout=timeout)
-                else:
-                    got = lock.acquire(blocking=False)
-                if not got:
+                if not _acquire(lock, timeout):
                     raise exception.ResourceLocked(
                         resource=_resource_of(name), reason=reason)
                 held.append(lock)
@@ -116,6 +127,42 @@ class Coordinator:
                     lock.release()
                 except Exception:  # noqa: BLE001 - its lease runs out
                     LOG.exception('Cannot release lock %s', lock.name)
+
+
+def _acquire(lock, timeout):
+    """Try ``lock`` until it is ours or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    delay = _RETRY_FIRST
+    while not lock.acquire(blocking=False):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        concurrency.sleep(min(delay, left))
+        delay = min(delay * 2, _RETRY_MAX)
+    return True
+
+
+def process_coordinator(conf, member_id):
+    """This process's one started ``Coordinator`` (the first caller's
+    ``conf`` and ``member_id`` make it); give it back with
+    ``release_process_coordinator`` when done.  Services call this from
+    their start, one after another."""
+    if _process['coordinator'] is None:
+        coordinator = Coordinator(conf, member_id)
+        coordinator.start()
+        _process['coordinator'] = coordinator
+    _process['users'] += 1
+    return _process['coordinator']
+
+
+def release_process_coordinator(coordinator):
+    """One user fewer of ``coordinator``; the last one stops it."""
+    if coordinator is None or coordinator is not _process['coordinator']:
+        return      # never started (a service that failed to start)
+    _process['users'] -= 1
+    if _process['users'] == 0:
+        _process['coordinator'] = None
+        coordinator.stop()
 
 
 def _resource_of(name):

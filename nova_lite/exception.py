@@ -97,6 +97,30 @@ class ResourceLocked(NovaLiteException):
                'ends')
 
 
+class VolumeNotFound(NovaLiteException):
+    msg_fmt = 'Volume %(volume_id)s could not be found'
+
+
+class VolumeNotAttached(VolumeNotFound):
+    msg_fmt = ('Volume %(volume_id)s is not attached to server '
+               '%(instance_uuid)s')
+
+
+class VolumeInUse(InvalidInput):
+    msg_fmt = ('Cannot %(action)s volume %(volume_id)s: it is in-use, '
+               'attached to server %(instance_uuid)s')
+
+
+class InvalidDevicePath(InvalidInput):
+    msg_fmt = ('Invalid device %(device)r: expected a path such as '
+               '/dev/vdb')
+
+
+class DevicePathInUse(InvalidState):
+    msg_fmt = ('Device %(device)s is already in use on server '
+               '%(instance_uuid)s')
+
+
 class CoordinationError(NovaLiteException):
     msg_fmt = 'Coordination backend %(url)s: %(reason)s'
 

@@ -138,10 +138,13 @@ def json_response(body, status=200, headers=None):
 
 
 class Deps:
-    """What the controllers use: config, DB, policy, the conductor."""
+    """What the controllers use: config, DB, policy, the conductor, and
+    the process's ``coordination.Coordinator`` (the locks of servers and
+    volumes)."""
 
-    def __init__(self, conf, db, policy, conductor):
+    def __init__(self, conf, db, policy, conductor, coordinator=None):
         self.conf = conf
         self.db = db
         self.policy = policy
         self.conductor = conductor
+        self.coordinator = coordinator

@@ -40,12 +40,16 @@ _STATUS_OF = (
     (exception.InstanceNotFound, 404),
     (exception.ServiceNotFound, 404),
     (exception.FlavorNotFound, 404),
-    (exception.InvalidState, 409),     # InstanceActionInProgress too
+    (exception.VolumeNotFound, 404),   # VolumeNotAttached too
+    (exception.ResourceLocked, 409),
+    (exception.InvalidState, 409),     # InstanceActionInProgress,
+                                       # DevicePathInUse too
     (exception.NoValidHost, 400),
     (exception.ComputeHostNotFound, 400),
     (exception.ComputeServiceUnavailable, 400),
     (exception.InvalidInput, 400),
     (exception.DBConnectionError, 503),
+    (exception.CoordinationError, 503),
 )
 
 

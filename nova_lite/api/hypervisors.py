@@ -1,8 +1,10 @@
 """``GET /os-hypervisors/detail``: one entry per compute service (admin).
 
 Capacity is what each compute recorded at start-up (``[compute] vcpus``,
-``memory_mb``, ``disk_gb``, or the machine's); use is the sum of the
-flavors of its instances that are not deleted.
+``memory_mb``, ``disk_gb``, or the machine's); use is what the scheduler
+has claimed there (``compute_nodes.*_used``: the instances placed on it,
+and the target side of resizes not yet confirmed), as Nova reports from
+placement; ``running_vms`` counts its instances that are not deleted.
 """
 
 from nova_lite.api import common
@@ -10,11 +12,11 @@ from nova_lite.api import policies
 from nova_lite import servicegroup
 
 _NO_NODE = {'hypervisor_type': 'unknown', 'vcpus': 0, 'memory_mb': 0,
-            'local_gb': 0}
-_NO_USAGE = {'instances': 0, 'vcpus': 0, 'memory_mb': 0, 'root_gb': 0}
+            'local_gb': 0, 'vcpus_used': 0, 'memory_mb_used': 0,
+            'local_gb_used': 0}
 
 
-def view(conf, service, node, usage):
+def view(conf, service, node, running_vms):
     return {
         'id': service['id'],
         'hypervisor_hostname': service['host'],
@@ -25,14 +27,14 @@ def view(conf, service, node, usage):
         'vcpus': node['vcpus'],
         'memory_mb': node['memory_mb'],
         'local_gb': node['local_gb'],
-        'vcpus_used': usage['vcpus'],
-        'memory_mb_used': usage['memory_mb'],
-        'local_gb_used': usage['root_gb'],
-        'free_ram_mb': node['memory_mb'] - usage['memory_mb'],
-        'free_disk_gb': node['local_gb'] - usage['root_gb'],
-        'disk_available_least': node['local_gb'] - usage['root_gb'],
+        'vcpus_used': node['vcpus_used'],
+        'memory_mb_used': node['memory_mb_used'],
+        'local_gb_used': node['local_gb_used'],
+        'free_ram_mb': node['memory_mb'] - node['memory_mb_used'],
+        'free_disk_gb': node['local_gb'] - node['local_gb_used'],
+        'disk_available_least': node['local_gb'] - node['local_gb_used'],
         'current_workload': 0,
-        'running_vms': usage['instances'],
+        'running_vms': running_vms,
         'cpu_info': '{}',
         'service': {'id': service['id'], 'host': service['host'],
                     'disabled_reason': service['disabled_reason']},
@@ -48,11 +50,11 @@ class Controller:
                                    policies.HYPERVISORS_DETAIL)
         db = self.deps.db
         nodes = {node['host']: node for node in db.compute_node_get_all()}
-        usage = db.instance_usage_by_host()
+        running = db.instance_count_by_host()
         return common.json_response({'hypervisors': [
             view(self.deps.conf, service, nodes.get(service['host'],
                                                     _NO_NODE),
-                 usage.get(service['host'], _NO_USAGE))
+                 running.get(service['host'], 0))
             for service in db.service_get_all(topic='compute')]})
 
 

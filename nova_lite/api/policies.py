@@ -1,9 +1,9 @@
 """oslo.policy defaults in code, as Nova's: a policy file may override.
 
 Rule names are Nova's.  Services, hypervisors, live migration and the
-extended server attributes are for admins; a server is for its project's
-members and for admins.  ``[oslo_policy] policy_file`` (``policy.yaml``
-next to the config file by default) overrides any rule;
+extended server attributes are for admins; a server (and a volume) is for
+its project's members and for admins.  ``[oslo_policy] policy_file``
+(``policy.yaml`` next to the config file by default) overrides any rule;
 ``oslopolicy-sample-generator --namespace nova_lite`` lists them.
 """
 
@@ -20,6 +20,9 @@ MIGRATE_LIVE = 'os_compute_api:os-migrate-server:migrate_live'
 SERVICES_LIST = 'os_compute_api:os-services:list'
 SERVICES_UPDATE = 'os_compute_api:os-services:update'
 HYPERVISORS_DETAIL = 'os_compute_api:os-hypervisors:list-detail'
+VOLUMES = 'os_compute_api:os-volumes'
+VOLUMES_ALL_PROJECTS = 'os_compute_api:os-volumes:all_tenants'
+VOLUME_ATTACHMENTS = 'os_compute_api:os-volumes-attachments:%s'
 
 
 def _rule(name, check, description, method, path):
@@ -76,6 +79,29 @@ API_RULES = [
           '/os-services/{service_id}'),
     _rule(HYPERVISORS_DETAIL, ADMIN, 'List hypervisors with details',
           'GET', '/os-hypervisors/detail'),
+    policy.DocumentedRuleDefault(
+        name=VOLUMES, check_str=ADMIN_OR_OWNER,
+        description='Create, list, show and delete volumes (the '
+                    'os-volumes proxy API)',
+        operations=[{'method': method, 'path': path} for method, path in (
+            ('GET', '/os-volumes'), ('GET', '/os-volumes/detail'),
+            ('GET', '/os-volumes/{volume_id}'), ('POST', '/os-volumes'),
+            ('DELETE', '/os-volumes/{volume_id}'))]),
+    _rule(VOLUMES_ALL_PROJECTS, ADMIN,
+          'List the volumes of all projects (all_tenants)', 'GET',
+          '/os-volumes'),
+    _rule(VOLUME_ATTACHMENTS % 'index', ADMIN_OR_OWNER,
+          'List the volumes attached to a server', 'GET',
+          '/servers/{server_id}/os-volume_attachments'),
+    _rule(VOLUME_ATTACHMENTS % 'show', ADMIN_OR_OWNER,
+          'Show a volume attached to a server', 'GET',
+          '/servers/{server_id}/os-volume_attachments/{volume_id}'),
+    _rule(VOLUME_ATTACHMENTS % 'create', ADMIN_OR_OWNER,
+          'Attach a volume to a server', 'POST',
+          '/servers/{server_id}/os-volume_attachments'),
+    _rule(VOLUME_ATTACHMENTS % 'delete', ADMIN_OR_OWNER,
+          'Detach a volume from a server', 'DELETE',
+          '/servers/{server_id}/os-volume_attachments/{volume_id}'),
 ]
 
 

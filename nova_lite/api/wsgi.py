@@ -28,6 +28,8 @@ from nova_lite.api import server_actions
 from nova_lite.api import servers
 from nova_lite.api import services
 from nova_lite.api import versions
+from nova_lite.api import volume_attachments
+from nova_lite.api import volumes
 from nova_lite.conductor import rpcapi as conductor_rpcapi
 from nova_lite import context as nova_context
 
@@ -46,7 +48,8 @@ _VERSION_HEADERS = {
 _VERSION_RE = re.compile(r'^([1-9]\d*)\.([1-9]\d*|0)$')
 
 # The resource modules, each with routes(deps).
-RESOURCES = (servers, server_actions, flavors, services, hypervisors)
+RESOURCES = (servers, server_actions, flavors, services, hypervisors,
+             volumes, volume_attachments)
 
 
 class RequestId:
@@ -192,11 +195,16 @@ class Router:
         return match['handler'](req, **kwargs)
 
 
-def build_app(conf, db, conductor=None, policy=None):
-    """The whole WSGI app for this config."""
+def build_app(conf, db, conductor=None, policy=None, coordinator=None):
+    """The whole WSGI app for this config.
+
+    ``coordinator``: a started ``coordination.Coordinator`` (the API
+    service's); without one, a change of a volume answers 503.
+    """
     deps = common.Deps(
         conf, db, policy or policies.Policy(conf),
-        conductor or conductor_rpcapi.ConductorRPCAPI(conf, db=db))
+        conductor or conductor_rpcapi.ConductorRPCAPI(conf, db=db),
+        coordinator)
     app = auth.wrap(conf, Router(deps))
     app = VersionDiscovery(app)
     app = BodySizeLimit(app, conf.api.max_request_body_size)

@@ -33,7 +33,25 @@ the conductor's task_state (the compute host has not started it).  Every
 cast carries the work's id, and the compute host carries out a work only
 by swapping that pending task_state, and only while it is the instance's
 newest work: a re-send that crosses the original runs once.
+
+Locks.  A work holds the tooz locks of its instance and of every volume
+attached to it (``nova_lite.coordination``) while it runs, from its step
+to its end, resumed by a takeover too: nova-lite-api, which only tries
+them (attach, detach, delete of a volume), answers 409 meanwhile.  The
+instance's lock comes first, then the volumes attached by then.  The work
+waits ``[coordination] acquire_timeout`` for them: an API request holds
+one for a moment; a dead holder's locks are free once its process is gone
+(``file://``) or its lease has run out (etcd: ``lock_timeout`` in the URL,
+which should be shorter than ``acquire_timeout``).  Should they still be
+held: a new work fails cleanly (``ResourceLocked``; a build leaves its
+instance in ERROR, any other action just frees the task_state), since the
+compute host has done nothing for it; a resumed work is left as it is,
+ours and unfinished, and our next takeover round tries it again: it may be
+half done, and only its own run can finish it.
 """
+
+import contextlib
+import os
 
 import oslo_messaging as messaging
 from oslo_log import log as logging
@@ -41,6 +59,7 @@ from oslo_log import log as logging
 from nova_lite.compute import rpcapi as compute_rpcapi
 from nova_lite.compute import task_states
 from nova_lite.conductor import resize
+from nova_lite import coordination
 from nova_lite.db import api as db_api
 from nova_lite.db import models
 from nova_lite import exception
@@ -79,6 +98,7 @@ class ConductorManager(resize.ResizeMixin, manager.Manager):
         # Our own unfinished work from before this process started: the
         # only work of ours the takeover task resumes.
         self._orphans = set()
+        self._coordinator = None
 
     @property
     def scheduler_rpcapi(self):
@@ -101,6 +121,12 @@ class ConductorManager(resize.ResizeMixin, manager.Manager):
         self._orphans = {work['id'] for work in
                          self.db.work_get_all(unfinished=True,
                                               conductor_host=self.host)}
+        self._coordinator = coordination.process_coordinator(
+            self.conf, '%s-%d' % (self.host, os.getpid()))
+
+    def cleanup_host(self):
+        coordination.release_process_coordinator(self._coordinator)
+        self._coordinator = None
 
     # -- RPC API -----------------------------------------------------------
 
@@ -146,19 +172,22 @@ class ConductorManager(resize.ResizeMixin, manager.Manager):
         self._run(context, claimed)
 
     @messaging.expected_exceptions(exception.InstanceNotFound,
-                                   exception.InvalidState)
+                                   exception.InvalidState,
+                                   exception.ResourceLocked)
     def reboot_instance(self, context, instance_uuid):
         """Call: reboot; refused while another action holds the instance."""
         return self._start_guarded(context, instance_uuid, 'reboot')
 
     @messaging.expected_exceptions(exception.InstanceNotFound,
-                                   exception.InvalidState)
+                                   exception.InvalidState,
+                                   exception.ResourceLocked)
     def destroy_instance(self, context, instance_uuid):
         """Call: destroy; refused while another action holds the instance."""
         return self._start_guarded(context, instance_uuid, 'destroy')
 
     @messaging.expected_exceptions(exception.InstanceNotFound,
                                    exception.InvalidState,
+                                   exception.ResourceLocked,
                                    exception.NoValidHost,
                                    exception.InvalidInput,
                                    exception.ComputeHostNotFound,
@@ -212,18 +241,39 @@ class ConductorManager(resize.ResizeMixin, manager.Manager):
         """Run ``work`` on from its step.  An unexpected error ends the
         work as failed and frees the instance before it is re-raised."""
         try:
-            if work['action'] in resize.ACTIONS:
-                self._run_resize(context, work, resumed)
-                return
-            if work['step'] == 'scheduling':
-                work = self._schedule(context, work)
-            if work is not None and work['step'] == 'casting':
-                self._cast(context, work, resumed)
+            with self._workflow_locks(work):
+                if work['action'] in resize.ACTIONS:
+                    self._run_resize(context, work, resumed)
+                    return
+                if work['step'] == 'scheduling':
+                    work = self._schedule(context, work)
+                if work is not None and work['step'] == 'casting':
+                    self._cast(context, work, resumed)
         except exception.WorkTakenOver as exc:
             LOG.warning('%s; stopped here', exc)
+        except exception.ResourceLocked as exc:
+            if not resumed:
+                self._abandon(work, exc)
+                raise
+            LOG.warning('%s of instance %s waits: %s; trying again at the '
+                        'next takeover round', work['action'],
+                        work['instance_uuid'], exc)
+            self._orphans.add(work['id'])
         except Exception as exc:
             self._abandon(work, exc)
             raise
+
+    @contextlib.contextmanager
+    def _workflow_locks(self, work):
+        """Hold the locks of the work's instance and of the volumes
+        attached to it (read once the instance's is held: an attach needs
+        that one too)."""
+        instance_uuid = work['instance_uuid']
+        with self._coordinator.locked(coordination.lock_names(instance_uuid)):
+            volume_ids = self.db.volume_ids_attached(instance_uuid)
+            with self._coordinator.locked(
+                    coordination.lock_names(volume_ids=volume_ids)):
+                yield
 
     def _abandon(self, work, exc):
         LOG.error('%s of instance %s failed at step %s: %s', work['action'],

@@ -425,26 +425,6 @@ class API(volumes.VolumeQueries, resizes.MigrationQueries):
             query = query.where(is_deleted if deleted else ~is_deleted)
         return self._rows(query, INSTANCE_FIELDS)
 
-    def instance_usage_by_host(self):
-        """``{host: {'instances', 'vcpus', 'memory_mb', 'root_gb'}}`` of
-        the instances that are not deleted (a flavor-less one counts as
-        an instance only)."""
-        instance = models.Instance
-        query = (sa.select(instance.host, sa.func.count(),
-                           sa.func.coalesce(sa.func.sum(instance.vcpus), 0),
-                           sa.func.coalesce(sa.func.sum(instance.memory_mb),
-                                            0),
-                           sa.func.coalesce(sa.func.sum(instance.root_gb), 0))
-                 .where(instance.host.is_not(None),
-                        instance.vm_state != DELETED)
-                 .group_by(instance.host))
-        with self._session() as session:
-            return {host: {'instances': count, 'vcpus': int(vcpus),
-                           'memory_mb': int(memory_mb),
-                           'root_gb': int(root_gb)}
-                    for host, count, vcpus, memory_mb, root_gb
-                    in session.execute(query).all()}
-
     def instance_count_by_host(self):
         """``{host: instances}``, the scheduler's load: a deleted instance
         is none."""

@@ -3,9 +3,12 @@ processes, and real PostgreSQL and MariaDB servers (fresh databases per
 run).  A missing broker or database server is an error here, never a skip.
 """
 
+import json
 import os
 import secrets
 import shutil
+import urllib.parse
+import urllib.request
 
 import pytest
 import sqlalchemy as sa
@@ -122,3 +125,40 @@ def qemu_tools():
         pytest.fail('QEMU is not installed (%s missing): apt-get install '
                     'qemu-system-x86 qemu-utils' % ', '.join(missing),
                     pytrace=False)
+
+
+@pytest.fixture(scope='session')
+def etcd_url():
+    """The etcd for the tooz lock tests, as a tooz URL
+    (``NOVA_LITE_TEST_ETCD_URL``, which bin/nova-lite-dev test sets).
+
+    Unset or not answering: the test fails under CI=true, and outside CI
+    it is skipped with the reason (etcd is no dependency of the rest).
+    """
+    url = os.environ.get('NOVA_LITE_TEST_ETCD_URL')
+    if not url:
+        problem = ('NOVA_LITE_TEST_ETCD_URL is not set: no etcd for the lock '
+                   'tests (bin/nova-lite-dev test starts one and sets it)')
+    else:
+        problem = _etcd_problem(url)
+    if problem is None:
+        return url
+    if os.environ.get('CI') == 'true':
+        pytest.fail(problem, pytrace=False)
+    pytest.skip(problem)
+
+
+def _etcd_problem(url):
+    """None if the etcd of tooz URL ``url`` says it is healthy, else why
+    not."""
+    parsed = urllib.parse.urlsplit(url)
+    scheme = parsed.scheme.partition('+')[2] or 'http'
+    health = '%s://%s/health' % (scheme, parsed.netloc)
+    try:
+        with urllib.request.urlopen(health, timeout=5) as answer:
+            if json.load(answer).get('health') == 'true':
+                return None
+            return 'etcd at %s is not healthy' % utils.mask_url(url)
+    except (OSError, ValueError) as exc:
+        return 'etcd for the lock tests unreachable at %s: %s' % (
+            utils.mask_url(url), exc)

@@ -51,10 +51,10 @@ def test_flavors_builds_usage_and_nodes(db, conf):  # noqa: F811
     claimed = db.work_claim(work, 'c1', takeover=False)
     assert (claimed['conductor_host'], claimed['takeovers']) == ('c1', 0)
     assert db.work_claim(work, 'c2', takeover=False) is None
+    assert db.allocation_claim(server_id, ['h1'], 1, 2048, 20) == 'h1'
     db.instance_update(server_id, host='h1', vm_state='active')
     db.instance_create(str(uuid.uuid4()), host='h1', vm_state='deleted')
-    assert db.instance_usage_by_host() == {'h1': {
-        'instances': 1, 'vcpus': 1, 'memory_mb': 2048, 'root_gb': 20}}
+    assert db.instance_count_by_host() == {'h1': 1}
     assert [i['uuid'] for i in db.instance_get_all(
         project_id='admin', deleted=False)] == [server_id]
     db.service_register('h1', 'nova-lite-compute', 'compute', '1.3')

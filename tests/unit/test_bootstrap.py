@@ -8,8 +8,11 @@ waiting. These tests source the script and run ``ensure_rabbitmq`` with stub
 
 import os
 import pathlib
+import signal
+import socket
 import stat
 import subprocess
+import sys
 
 import pytest
 
@@ -87,3 +90,86 @@ def test_sourcing_runs_nothing():
                             capture_output=True, text=True, timeout=10)
     assert result.stdout == 'sourced\n'
     assert result.stderr == ''
+
+
+# An etcd stand-in: records its arguments, then answers /health on the
+# port of --listen-client-urls (or, with ETCD_FAILS set, exits at once
+# like a server that cannot start).
+ETCD = """#!/bin/sh
+echo "$*" >> "$STUB_STATE/etcd"
+echo $$ > "$STUB_STATE/etcd.pid"
+[ -n "$ETCD_FAILS" ] && { echo "etcd: bind: address already in use" >&2; exit 1; }
+url=$(echo "$*" | sed 's/.*--listen-client-urls \\([^ ]*\\).*/\\1/')
+exec "$PYTHON" -c '
+import http.server, sys
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"{\\"health\\":\\"true\\"}")
+    def log_message(self, *args):
+        pass
+port = int(sys.argv[1].rsplit(":", 1)[1])
+http.server.HTTPServer(("127.0.0.1", port), Health).serve_forever()
+' "$url"
+"""
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def ensure_etcd(tmp_path, **overrides):
+    bindir = tmp_path / 'bin'
+    bindir.mkdir(exist_ok=True)
+    path = bindir / 'etcd'
+    path.write_text(ETCD)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    env = dict(os.environ, PATH='%s:%s' % (bindir, os.environ['PATH']),
+               STUB_STATE=str(tmp_path), TMPDIR=str(tmp_path),
+               PYTHON=sys.executable, NOVA_LITE_VENV=sys.prefix,
+               SCRIPT=str(SCRIPT))
+    env.pop('NOVA_LITE_TEST_ETCD_URL', None)
+    env.update(overrides)
+    return subprocess.run(
+        ['bash', '-c', 'source "$SCRIPT" && ensure_etcd && '
+         'echo "url=$NOVA_LITE_TEST_ETCD_URL"'], env=env,
+        capture_output=True, text=True, timeout=60)
+
+
+def test_ensure_etcd_starts_one_and_exports_its_url(tmp_path):
+    port = _free_port()
+    try:
+        result = ensure_etcd(tmp_path, NOVA_LITE_TEST_ETCD_PORT=str(port))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == 'url=etcd3+http://127.0.0.1:%d\n' % port
+        args = (tmp_path / 'etcd').read_text()
+        assert ('--data-dir %s/nova-lite-etcd-%d/data' % (tmp_path, port)
+                in args)
+        # Answering now, it is used as it is: not started twice.
+        again = ensure_etcd(tmp_path, NOVA_LITE_TEST_ETCD_PORT=str(port))
+        assert again.stdout == result.stdout
+        assert (tmp_path / 'etcd').read_text() == args
+    finally:
+        pid = tmp_path / 'etcd.pid'
+        if pid.exists():
+            os.kill(int(pid.read_text()), signal.SIGKILL)
+
+
+def test_ensure_etcd_gives_up_after_the_deadline_with_its_log(tmp_path):
+    result = ensure_etcd(tmp_path, NOVA_LITE_TEST_ETCD_PORT=str(_free_port()),
+                         ETCD_FAILS='1', NOVA_LITE_DB_START_TIMEOUT='3')
+    assert result.returncode == 1
+    assert 'etcd did not start within 3 s' in result.stderr
+    assert 'server log: %s/nova-lite-etcd-' % tmp_path in result.stderr
+
+
+def test_ensure_etcd_uses_a_given_url_and_starts_nothing(tmp_path):
+    result = ensure_etcd(
+        tmp_path, NOVA_LITE_TEST_ETCD_PORT=str(_free_port()),
+        NOVA_LITE_TEST_ETCD_URL='etcd3+http://etcd.example:2379')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == 'url=etcd3+http://etcd.example:2379\n'
+    assert not (tmp_path / 'etcd').exists()

@@ -1,16 +1,11 @@
 """nova_lite.coordination on tooz's file backend: exclusion, the lock
 order, and a dead holder's locks released."""
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
 from nova_lite import coordination
 from nova_lite import exception
+from nova_lite.testing import locks
 
 
 @pytest.fixture
@@ -22,6 +17,9 @@ def conf(tmp_path):
     nova_conf.register_opts(conf)
     conf([], project='nova_lite')
     conf.set_override('state_path', str(tmp_path))
+    # An OptGroup object is shared by every ConfigOpts it is registered
+    # in, and keeps the overrides of its options: drop an earlier test's.
+    conf.clear_override('backend_url', group='coordination')
     return conf
 
 
@@ -44,35 +42,10 @@ def test_lock_order_is_instance_then_sorted_volumes():
         'nova-lite-volume-v2']
 
 
-def _hold_in_subprocess(conf, names):
-    """A process that holds ``names`` until killed; returns it once it
-    says it holds them."""
-    script = textwrap.dedent('''
-        import sys
-        from oslo_config import cfg
-        from nova_lite import conf as nova_conf, coordination
-        conf = cfg.ConfigOpts()
-        nova_conf.register_opts(conf)
-        conf([], project='nova_lite')
-        conf.set_override('state_path', sys.argv[1])
-        coord = coordination.Coordinator(conf, 'holder')
-        coord.start()
-        with coord.locked(sys.argv[2:], timeout=0):
-            print('held', flush=True)
-            sys.stdin.read()
-    ''')
-    proc = subprocess.Popen(
-        [sys.executable, '-c', script, conf.state_path] + names,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == 'held'
-    return proc
-
-
 def test_held_elsewhere_is_refused_and_released_when_holder_dies(
         conf, coordinator):
     names = coordination.lock_names('i1', ['v1'])
-    holder = _hold_in_subprocess(conf, names)
-    try:
+    with locks.holder_for(conf, names) as holder:
         with pytest.raises(exception.ResourceLocked) as raised:
             with coordinator.locked(
                     coordination.lock_names(volume_ids=['v1']), timeout=0,
@@ -80,17 +53,14 @@ def test_held_elsewhere_is_refused_and_released_when_holder_dies(
                 pytest.fail('got a lock another process holds')
         assert 'Volume v1 is locked: a resize of i1 holds it' in str(
             raised.value)
-    finally:
-        os.kill(holder.pid, signal.SIGKILL)
-        holder.wait()
+        holder.kill()
     # The kernel dropped the dead holder's locks: they are free at once.
     with coordinator.locked(names, timeout=0):
         pass
 
 
 def test_partial_acquire_is_released(conf, coordinator):
-    holder = _hold_in_subprocess(conf, [coordination.volume_lock_name('v2')])
-    try:
+    with locks.holder_for(conf, [coordination.volume_lock_name('v2')]):
         with pytest.raises(exception.ResourceLocked):
             with coordinator.locked(coordination.lock_names('i1', ['v2']),
                                     timeout=0):
@@ -99,9 +69,6 @@ def test_partial_acquire_is_released(conf, coordinator):
         with coordinator.locked([coordination.instance_lock_name('i1')],
                                 timeout=0):
             pass
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_unreachable_backend_is_a_named_error(conf):
@@ -111,3 +78,20 @@ def test_unreachable_backend_is_a_named_error(conf):
     with pytest.raises(exception.CoordinationError) as raised:
         coord.start()
     assert 'secret' not in str(raised.value)
+
+
+def test_services_of_one_process_share_one_coordinator(conf):
+    first = coordination.process_coordinator(conf, 'h-1')
+    second = coordination.process_coordinator(conf, 'h-2')
+    assert first is second
+    coordination.release_process_coordinator(None)   # a failed start
+    coordination.release_process_coordinator(first)
+    with first.locked(['x'], timeout=0):    # still started for the other
+        pass
+    coordination.release_process_coordinator(second)
+    with pytest.raises(exception.CoordinationError, match='not started'):
+        with first.locked(['x'], timeout=0):
+            pass
+    third = coordination.process_coordinator(conf, 'h-3')
+    assert third is not first
+    coordination.release_process_coordinator(third)
