@@ -289,6 +289,8 @@ class ConductorManager(resize.ResizeMixin, manager.Manager):
         if work['action'] == 'build':
             # A build that failed after scheduling gives its claim back.
             self._release_claim(work['instance_uuid'])
+        elif work['action'] == 'resize':
+            self._abort_migration(work)
 
     def _release_claim(self, instance_uuid):
         try:

@@ -282,6 +282,16 @@ class ResizeMixin:
                                      fault=fault))
         return None
 
+    def _abort_migration(self, work):
+        """A resize work that ended before its own run could (its locks
+        were held, or the run failed unexpectedly): its migration ends
+        ``error`` and its claim is released; never raises."""
+        try:
+            self.db.migration_abort(work['migration_uuid'])
+        except Exception:  # noqa: BLE001 - logged; the work is over
+            LOG.exception('Cannot end migration %s of instance %s',
+                          work['migration_uuid'], work['instance_uuid'])
+
     # -- confirm and revert ---------------------------------------------------
 
     def _step_confirming(self, context, work):

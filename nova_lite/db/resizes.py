@@ -241,6 +241,21 @@ class MigrationQueries:
                 _update_instance(session, work['instance_uuid'], instance)
         return dict(work, **values)
 
+    def migration_abort(self, migration_uuid):
+        """End a migration that has not ended: ``error``, its claim
+        released, in one transaction; whether it had not ended."""
+        migration = models.Migration
+        with self._session() as session, session.begin():
+            ended = session.execute(
+                sa.update(migration)
+                .where(migration.uuid == migration_uuid,
+                       migration.status.not_in(ENDED))
+                .values(status=ERROR, updated_at=models.utcnow())
+                .execution_options(synchronize_session=False)).rowcount
+            if ended:
+                db_api._release(session, migration_uuid)
+            return ended == 1
+
     def resize_confirm(self, work):
         """End a confirm: the instance's claim on its source is dropped
         and the migration's claim on the target becomes the instance's;

@@ -388,3 +388,24 @@ def test_a_target_that_does_not_answer_is_dropped(factory, conf, db, ctxt):
         ['h2'], 'h3')
     assert (resized['vm_state'], resized['host']) == ('resized', 'h3')
     assert _used(db)['h2'] == (0, 0, 0)
+
+
+def test_a_resize_whose_locks_are_held_ends_cleanly(factory, conf, db, ctxt,
+                                                    monkeypatch):
+    services = _cloud(factory, db)
+    source = _built(conf, db, ctxt)
+    uuid_ = source['uuid']
+    conductor = services['conductor'].manager
+
+    def held(work):
+        raise exception.ResourceLocked(resource='instance %s' % uuid_,
+                                       reason='held by an API request')
+    monkeypatch.setattr(conductor, '_workflow_locks', held)
+
+    accepted = conductor_rpcapi.ConductorRPCAPI(conf).resize_instance(
+        ctxt, uuid_, 'b')
+    after = _settled(db, uuid_)
+
+    assert (after['vm_state'], after['host']) == ('active', 'h1')
+    assert db.migration_get(accepted['migration_uuid'])['status'] == 'error'
+    _no_claim_but(db, uuid_)
