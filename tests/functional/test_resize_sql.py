@@ -133,3 +133,20 @@ def test_migrations_to_confirm_after_the_window(db, resized):  # noqa: F811
     assert db.migrations_to_confirm(3600) == []
     [migration] = db.migrations_to_confirm(0)
     assert migration['uuid'] == resized[1]
+
+
+def test_an_aborted_migration_releases_its_claim_once(db):  # noqa: F811
+    db.compute_node_update('h1', hypervisor_type='fake', vcpus=4,
+                           memory_mb=2048, local_gb=10)
+    instance_uuid, migration_uuid = str(uuid.uuid4()), str(uuid.uuid4())
+    db.instance_create(instance_uuid, host='h1', vm_state='active')
+    db.resize_create(instance_uuid, migration_uuid, BIG, 'c1',
+                     'resize_prep', ('active',))
+    assert db.allocation_claim(migration_uuid, ['h1'], 2, 512, 2) == 'h1'
+
+    assert db.migration_abort(migration_uuid)
+    assert not db.migration_abort(migration_uuid)
+
+    assert db.allocation_get_all() == []
+    assert _used(db) == {'h1': (0, 0, 0)}
+    assert db.migration_get(migration_uuid)['status'] == 'error'
