@@ -227,3 +227,20 @@ class DBSchemaMismatch(DBSchemaMissing):
 class MigrationPreCheckError(InvalidInput):
     msg_fmt = ('Cannot migrate instance %(instance_uuid)s to %(dest)s: '
                '%(reason)s')
+
+
+class ResizeError(NovaLiteException):
+    msg_fmt = ('Cannot %(step)s instance %(instance_uuid)s on %(host)s: '
+               '%(reason)s')
+
+
+class ResizeNotSupported(HypervisorError):
+    msg_fmt = 'The %(driver)s driver cannot resize instances'
+
+
+class MigrationNotFound(NovaLiteException):
+    msg_fmt = 'Migration %(migration_uuid)s could not be found'
+
+
+class SameFlavor(InvalidInput):
+    msg_fmt = 'When resizing, instances must change flavor!'

@@ -1,4 +1,5 @@
-"""``POST /servers/{server_id}/action``: ``reboot`` and ``os-migrateLive``.
+"""``POST /servers/{server_id}/action``: ``reboot`` and ``os-migrateLive``
+(and the resize actions of ``nova_lite.api.resize_actions``).
 
 Both are the conductor's guarded calls: 202 once the conductor has claimed
 the server, 409 (``conflictingRequest``) while another action holds it.
@@ -7,6 +8,7 @@ the server, 409 (``conflictingRequest``) while another action holds it.
 from nova_lite.api import common
 from nova_lite.api import faults
 from nova_lite.api import policies
+from nova_lite.api import resize_actions
 from nova_lite.api import servers
 
 _REBOOT_TYPES = ('SOFT', 'HARD')
@@ -17,6 +19,7 @@ class Controller:
         self.deps = deps
         self._actions = {'reboot': self._reboot,
                          'os-migrateLive': self._migrate_live}
+        self._actions.update(resize_actions.actions(deps))
 
     def action(self, req, server_id):
         name, args = common.single_key(common.json_body(req), self._actions)

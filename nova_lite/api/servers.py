@@ -45,7 +45,7 @@ _TASK_NAMES = {'destroy_pending': 'deleting', 'destroying': 'deleting',
 _POWER_STATES = {'nostate': 0, 'running': 1, 'paused': 3, 'shutdown': 4,
                  'crashed': 6, 'suspended': 7}
 _PROGRESS_STATUSES = ('ACTIVE', 'BUILD', 'REBUILD', 'RESIZE',
-                      'VERIFY_RESIZE', 'MIGRATING')
+                      'VERIFY_RESIZE', 'REVERT_RESIZE', 'MIGRATING')
 
 # Create: what is used, and what a 2.1 client may send that nova_lite
 # accepts and ignores (no networks, key pairs, metadata, config drives).
@@ -59,6 +59,8 @@ def status(instance):
     vm_state = instance['vm_state']
     if vm_state == 'active' and instance['task_state'] in _TASK_STATUS:
         return _TASK_STATUS[instance['task_state']]
+    if vm_state == 'resized' and instance['task_state'] == 'resize_reverting':
+        return 'REVERT_RESIZE'
     return _VM_STATUS.get(vm_state, 'UNKNOWN')
 
 

@@ -26,6 +26,7 @@ import oslo_messaging as messaging
 from oslo_log import log as logging
 
 from nova_lite.compute import block_jobs
+from nova_lite.compute import resize
 from nova_lite.compute import resources
 from nova_lite.compute import rpcapi as compute_rpcapi
 from nova_lite.compute import task_states
@@ -68,7 +69,8 @@ _DONE = {
 }
 
 
-class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
+class ComputeManager(block_jobs.BlockJobsMixin, resize.ResizeMixin,
+                     manager.Manager):
     """Server side of the compute RPC API (see ``ComputeRPCAPI``).
 
     Every long operation is carried out at most once per request: it
@@ -81,7 +83,7 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
     is ignored.
     """
 
-    target = messaging.Target(version='1.3')
+    target = messaging.Target(version='1.4')
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -247,6 +249,13 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
             LOG.exception('Cannot release the claim of instance %s',
                           instance_uuid)
 
+    def _release_resize_claims(self, instance_uuid):
+        try:
+            self.db.migration_confirm_deleted(instance_uuid)
+        except Exception:  # noqa: BLE001 - logged; the destroy is done
+            LOG.exception('Cannot release the resize claims of instance %s',
+                          instance_uuid)
+
     def _move_claim(self, instance_uuid, dest):
         """Move the instance's claim to ``dest``; never raises."""
         try:
@@ -283,6 +292,8 @@ class ComputeManager(block_jobs.BlockJobsMixin, manager.Manager):
         if operation == 'destroy':
             self.jobs.forget(instance_uuid)
             self._release_claim(instance_uuid)
+            # A resize that waited for confirmation: its claim too.
+            self._release_resize_claims(instance_uuid)
         self._notify(context, 'compute.instance.%s.end' % operation, payload)
         LOG.info('%s of instance %s done', operation, instance_uuid)
 

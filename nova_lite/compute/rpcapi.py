@@ -15,6 +15,9 @@ class ComputeRPCAPI(rpc.RPCAPIBase):
     1.3 - Add pre_live_migration (call) and
           rollback_live_migration_at_destination (cast), to the
           destination of a live migration.
+    1.4 - Add the resize calls: prep_resize, resize_instance,
+          finish_resize, confirm_resize, revert_resize,
+          finish_revert_resize (each with the migration's uuid).
     """
 
     TOPIC = 'compute'
@@ -100,3 +103,46 @@ class ComputeRPCAPI(rpc.RPCAPIBase):
         return self._call(ctxt, host, 'block_job_abort', '1.1',
                           timeout=timeout, instance_uuid=instance_uuid,
                           disk=disk, flags=flags)
+
+    def _resize_call(self, ctxt, host, method, instance_uuid, migration_uuid,
+                     timeout):
+        return self._call(ctxt, host, method, '1.4', timeout=timeout,
+                          instance_uuid=instance_uuid,
+                          migration_uuid=migration_uuid)
+
+    def prep_resize(self, ctxt, host, instance_uuid, migration_uuid,
+                    timeout=None):
+        """Call (to the target ``host``): prepare for the resize."""
+        return self._resize_call(ctxt, host, 'prep_resize', instance_uuid,
+                                 migration_uuid, timeout)
+
+    def resize_instance(self, ctxt, host, instance_uuid, migration_uuid,
+                        timeout=None):
+        """Call (to the source ``host``): power off, hand the disk over."""
+        return self._resize_call(ctxt, host, 'resize_instance',
+                                 instance_uuid, migration_uuid, timeout)
+
+    def finish_resize(self, ctxt, host, instance_uuid, migration_uuid,
+                      timeout=None):
+        """Call (to the target ``host``): start it with the new flavor."""
+        return self._resize_call(ctxt, host, 'finish_resize', instance_uuid,
+                                 migration_uuid, timeout)
+
+    def confirm_resize(self, ctxt, host, instance_uuid, migration_uuid,
+                       timeout=None):
+        """Call (to the source ``host``): drop the old copy."""
+        return self._resize_call(ctxt, host, 'confirm_resize', instance_uuid,
+                                 migration_uuid, timeout)
+
+    def revert_resize(self, ctxt, host, instance_uuid, migration_uuid,
+                      timeout=None):
+        """Call (to the target ``host``): drop the new copy, or what a
+        failed resize left there."""
+        return self._resize_call(ctxt, host, 'revert_resize', instance_uuid,
+                                 migration_uuid, timeout)
+
+    def finish_revert_resize(self, ctxt, host, instance_uuid, migration_uuid,
+                             timeout=None):
+        """Call (to the source ``host``): start the old copy again."""
+        return self._resize_call(ctxt, host, 'finish_revert_resize',
+                                 instance_uuid, migration_uuid, timeout)

@@ -9,6 +9,16 @@ created.
 
     conductor:  None --> reboot_pending     (refused while a task is set)
     compute:    reboot_pending --> rebooting --> None
+
+A resize is driven step by step by the conductor, which moves the
+task_state on with each step (``nova_lite.conductor.resize``)::
+
+    conductor:  None --> resize_prep (scheduling, prep on the target)
+                     --> resize_migrating (the source hands over)
+                     --> resize_finish (the target starts it)
+    target:     resize_finish --> None, vm_state resized (VERIFY_RESIZE)
+    conductor:  resized: None --> resize_confirming | resize_reverting
+                         --> None, vm_state active
 """
 
 SCHEDULING = 'scheduling'
@@ -18,9 +28,17 @@ SCHEDULING = 'scheduling'
 OPERATIONS = {
     'spawn': (SCHEDULING, 'spawning', ('building',)),
     'reboot': ('reboot_pending', 'rebooting', ('active',)),
-    'destroy': ('destroy_pending', 'destroying', ('active', 'error')),
+    'destroy': ('destroy_pending', 'destroying',
+                ('active', 'error', 'resized')),
     'migrate': ('migrate_pending', 'migrating', ('active',)),
+    'resize': ('resize_prep', 'resize_migrating', ('active',)),
+    'confirm_resize': ('resize_confirming', 'resize_confirming',
+                       ('resized',)),
+    'revert_resize': ('resize_reverting', 'resize_reverting', ('resized',)),
 }
+# The task_state of a resize at each conductor step after scheduling.
+RESIZE_MIGRATING = 'resize_migrating'
+RESIZE_FINISH = 'resize_finish'
 
 
 def pending(operation):

@@ -19,6 +19,7 @@ has reached, in the same transaction that claims the instance::
 
     build:                    scheduling --> casting --> done
     reboot/destroy/migrate:                  casting --> done
+    resize, confirm_resize, revert_resize: see nova_lite.conductor.resize
 
 A step is written before the next begins.  Each conductor looks, every
 ``[conductor] takeover_interval``, for unfinished work whose conductor is
@@ -57,6 +58,7 @@ from oslo_log import log as logging
 
 from nova_lite.compute import rpcapi as compute_rpcapi
 from nova_lite.compute import task_states
+from nova_lite.conductor import resize
 from nova_lite import coordination
 from nova_lite.db import api as db_api
 from nova_lite.db import models
@@ -84,10 +86,10 @@ PURGE_INTERVAL = 600
 _SCHEDULING_ERRORS = (exception.NoValidHost, messaging.MessagingTimeout)
 
 
-class ConductorManager(manager.Manager):
+class ConductorManager(resize.ResizeMixin, manager.Manager):
     """Server side of the conductor RPC API (see ``ConductorRPCAPI``)."""
 
-    target = messaging.Target(version='1.2')
+    target = messaging.Target(version='1.3')
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -240,6 +242,9 @@ class ConductorManager(manager.Manager):
         work as failed and frees the instance before it is re-raised."""
         try:
             with self._workflow_locks(work):
+                if work['action'] in resize.ACTIONS:
+                    self._run_resize(context, work, resumed)
+                    return
                 if work['step'] == 'scheduling':
                     work = self._schedule(context, work)
                 if work is not None and work['step'] == 'casting':
@@ -284,6 +289,8 @@ class ConductorManager(manager.Manager):
         if work['action'] == 'build':
             # A build that failed after scheduling gives its claim back.
             self._release_claim(work['instance_uuid'])
+        elif work['action'] == 'resize':
+            self._abort_migration(work)
 
     def _release_claim(self, instance_uuid):
         try:
@@ -378,6 +385,11 @@ class ConductorManager(manager.Manager):
                 self._run(context, claimed, resumed=True)
             except Exception:  # noqa: BLE001 - logged; on to the next one
                 pass
+
+    @manager.periodic_task()
+    def _confirm_resizes(self, context):
+        """Confirm resizes older than ``resize_confirm_window``."""
+        self._auto_confirm_resizes(context)
 
     @manager.periodic_task(
         spacing=lambda conf: min(PURGE_INTERVAL,

@@ -11,6 +11,9 @@ class ConductorRPCAPI(rpc.RPCAPIBase):
           that claim the instance or raise InstanceActionInProgress.
     1.2 - build_instance(work_id): carry on a build whose instance and
           work the caller (nova-lite-api) recorded.
+    1.3 - Add resize_instance(flavorid), confirm_resize, revert_resize:
+          calls that claim the instance and return once the work is
+          recorded.
     """
 
     TOPIC = 'conductor'
@@ -49,3 +52,20 @@ class ConductorRPCAPI(rpc.RPCAPIBase):
         cctxt = self._require('migrate_instance', '1.1')
         return cctxt.call(ctxt, 'migrate_instance',
                           instance_uuid=instance_uuid, dest=dest)
+
+    def resize_instance(self, ctxt, instance_uuid, flavorid):
+        """Call: resize to ``flavorid``; returns the accepted action (a
+        dict with the ``migration_uuid``) before the resize is done."""
+        cctxt = self._require('resize_instance', '1.3')
+        return cctxt.call(ctxt, 'resize_instance',
+                          instance_uuid=instance_uuid, flavorid=flavorid)
+
+    def confirm_resize(self, ctxt, instance_uuid):
+        """Call: confirm a resize that waits in VERIFY_RESIZE."""
+        cctxt = self._require('confirm_resize', '1.3')
+        return cctxt.call(ctxt, 'confirm_resize', instance_uuid=instance_uuid)
+
+    def revert_resize(self, ctxt, instance_uuid):
+        """Call: revert a resize that waits in VERIFY_RESIZE."""
+        cctxt = self._require('revert_resize', '1.3')
+        return cctxt.call(ctxt, 'revert_resize', instance_uuid=instance_uuid)

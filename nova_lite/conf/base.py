@@ -53,6 +53,16 @@ _default_opts = [
                     'is read from the --config-file files before anything '
                     'else is imported, so it cannot come from a config '
                     'directory.'),
+    cfg.IntOpt('resize_confirm_window',
+               default=0, min=0,
+               help='Seconds after which a resize that waits in '
+                    'VERIFY_RESIZE is confirmed automatically by a '
+                    'conductor. 0 never confirms automatically.'),
+    cfg.BoolOpt('allow_resize_to_same_host',
+                default=False,
+                help='Let the scheduler choose the host an instance is on '
+                     'as the target of its resize (with room for both '
+                     'flavors there).'),
 ]
 
 _manager_opts = [

@@ -11,16 +11,18 @@ _opts = [
     cfg.FloatOpt('call_latency_seconds', default=0.01, min=0.0,
                  help='How long every driver call blocks.'),
     cfg.FloatOpt('operation_seconds', default=2.0, min=0.0,
-                 help='How long spawn, reboot, destroy and migrate take.'),
+                 help='How long spawn, reboot, destroy, migrate and each '
+                      'resize operation take.'),
     cfg.FloatOpt('block_job_seconds', default=2.0, min=0.0,
                  help='How long a block job takes to reach 100%.'),
     cfg.FloatOpt('block_job_abort_seconds', default=0.2, min=0.0,
                  help='How long the hypervisor takes to end an aborted '
                       'block job.'),
     cfg.ListOpt('fail_operations', default=[],
-                help='Operations (spawn, reboot, destroy, migrate) that '
+                help='Operations (spawn, reboot, destroy, migrate, '
+                     'prep_resize, resize_instance, finish_resize) that '
                      "this host's fake driver always fails, for demos and "
-                     'tests of rollback.'),
+                     'tests of rollback and retry.'),
     cfg.BoolOpt('emit_events', default=True,
                 help='Emit completion events (waiters then poll only as a '
                      'fallback).'),

@@ -1,4 +1,5 @@
-"""[scheduler] options: how far a host's capacity may be overcommitted."""
+"""[scheduler] options: how far a host's capacity may be overcommitted,
+and how often a resize asks again."""
 
 from oslo_config import cfg
 
@@ -15,6 +16,11 @@ _opts = [
     cfg.FloatOpt('disk_allocation_ratio', default=1.0, min=0.0,
                  help='GB of disk the scheduler may claim per GB a compute '
                       'host reports.'),
+    cfg.IntOpt('max_attempts', default=3, min=1,
+               help='Targets a resize tries: when a target fails (refuses, '
+                    'is down or does not answer) the scheduler is asked '
+                    'again, without the hosts that failed, up to this many '
+                    'times in all.'),
 ]
 
 

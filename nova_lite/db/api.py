@@ -29,6 +29,7 @@ from nova_lite import concurrency
 from nova_lite.db import migration
 from nova_lite.db import models
 from nova_lite.db import reports
+from nova_lite.db import resizes
 from nova_lite.db import volumes
 from nova_lite import exception
 from nova_lite import utils
@@ -228,7 +229,7 @@ def _off_the_hub(cls):
 
 
 @_off_the_hub
-class API(volumes.VolumeQueries):
+class API(volumes.VolumeQueries, resizes.MigrationQueries):
     def __init__(self, conf):
         self.conf = conf
         self.url = conf.database.connection

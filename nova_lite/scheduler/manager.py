@@ -3,7 +3,9 @@
 Given an instance with a flavor snapshot (1.2), it also filters the hosts
 on free capacity (RAM, vCPU and disk, from ``compute_nodes``) and claims
 the instance's amounts on the chosen host (``allocations``) in the same
-transaction as the choice: see ``db.api.API.allocation_claim``.
+transaction as the choice: see ``db.api.API.allocation_claim``.  For a
+resize (1.3) it claims the migration's new flavor, with the migration's
+uuid as the consumer (the instance's own claim stays on its source).
 """
 
 import oslo_messaging as messaging
@@ -58,10 +60,11 @@ def filter_hosts(hosts, nodes, instance, ratios=(1.0, 1.0, 1.0)):
 class SchedulerManager(manager.Manager):
     """Server side of the scheduler RPC API (see ``SchedulerRPCAPI``)."""
 
-    target = messaging.Target(version='1.2')
+    target = messaging.Target(version='1.3')
 
     @messaging.expected_exceptions(exception.NoValidHost)
-    def select_host(self, context, exclude_hosts=None, instance_uuid=None):
+    def select_host(self, context, exclude_hosts=None, instance_uuid=None,
+                    migration_uuid=None):
         """Return the up, enabled compute host with the fewest instances
         (deleted ones are no load).
 
@@ -69,6 +72,11 @@ class SchedulerManager(manager.Manager):
         that instance has a flavor snapshot, only hosts with room for it
         are candidates, and its claim is recorded on the host returned.
         Raises ``NoValidHost`` when none is left.
+
+        1.3 added ``migration_uuid``: the hosts are filtered on the
+        migration's new flavor, which is claimed under the migration's
+        uuid (a claim it held before, on a target that failed, is
+        released in the same transaction).
         """
         excluded = set(exclude_hosts or ())
         candidates = [
@@ -80,8 +88,13 @@ class SchedulerManager(manager.Manager):
                 reason='no up and enabled compute service')
         load = self.db.instance_count_by_host()
         ordered = sorted(sorted(candidates), key=lambda h: load.get(h, 0))
-        instance = (self.db.instance_get(instance_uuid)
-                    if instance_uuid else None)
+        if migration_uuid:
+            migration = self.db.migration_get(migration_uuid)
+            instance = dict(migration['new_flavor'], uuid=migration_uuid)
+        elif instance_uuid:
+            instance = self.db.instance_get(instance_uuid)
+        else:
+            instance = None
         wanted = requested_resources(instance) if instance else None
         if wanted is None:
             host = ordered[0]

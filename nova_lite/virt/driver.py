@@ -30,6 +30,15 @@ the source's ``migration_source_data`` goes to the destination's
 ``migrate``; the destination then ``adopt``s, or ``abort_incoming`` on
 failure.  The defaults below suit a driver with nothing to prepare; each
 driver receives only from its own kind, by ``name``.
+
+Resize (after Nova's cold migration with a new flavor): the target's
+``prep_resize``, the source's ``resize_instance`` (power off, hand the
+disk over), the target's ``finish_resize`` (start it with the new
+flavor); then the source's ``confirm_resize`` drops its copy, or the
+target's ``revert_resize`` drops the new one and the source's
+``finish_revert_resize`` starts the old one again.  The three steps and
+``finish_revert_resize`` return a task id.  A driver without resize
+raises ``ResizeNotSupported`` (the resize is then rolled back).
 """
 
 import abc
@@ -110,6 +119,35 @@ class ComputeDriver(abc.ABC):
         ``poll_task`` reports the migration ``phase``: 'setup',
         'converging' (interruptible) then 'switchover'.
         """
+
+    def prep_resize(self, instance_uuid, flavor):
+        """Target side: get ready for ``instance_uuid`` with ``flavor``
+        (the instance's flavor columns); returns a task id."""
+        raise exception.ResizeNotSupported(driver=self.name)
+
+    def resize_instance(self, instance_uuid, dest):
+        """Source side: power off and hand the disk over to ``dest``;
+        returns a task id."""
+        raise exception.ResizeNotSupported(driver=self.name)
+
+    def finish_resize(self, instance_uuid, flavor):
+        """Target side: start the handed-over instance with ``flavor``;
+        returns a task id."""
+        raise exception.ResizeNotSupported(driver=self.name)
+
+    def confirm_resize(self, instance_uuid):
+        """Source side: drop the old copy (nothing left: nothing to
+        do)."""
+        raise exception.ResizeNotSupported(driver=self.name)
+
+    def revert_resize(self, instance_uuid):
+        """Target side: drop what prep or finish made (nothing left:
+        nothing to do)."""
+        raise exception.ResizeNotSupported(driver=self.name)
+
+    def finish_revert_resize(self, instance_uuid):
+        """Source side: start the old copy again; returns a task id."""
+        raise exception.ResizeNotSupported(driver=self.name)
 
     @abc.abstractmethod
     def adopt(self, instance_uuid, power_state):

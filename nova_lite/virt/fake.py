@@ -48,6 +48,7 @@ class FakeDriver(driver.ComputeDriver):
         self.tasks = {}            # task id -> dict, pruned (see above)
         self.task_retention = FINISHED_TASK_RETENTION
         self.block_jobs = {}       # (uuid, disk) -> dict
+        self.incoming = {}         # uuid -> flavor, prepared for a resize
         self._failures = {}        # (uuid, operation) -> message
         # Operations this host always fails (demos, rollback tests).
         self._fail_operations = frozenset(opts.fail_operations)
@@ -146,8 +147,16 @@ class FakeDriver(driver.ComputeDriver):
         uuid = task['instance_uuid']
         if task['operation'] == 'spawn':
             self.instances[uuid] = {'state': 'running'}
-        elif task['operation'] == 'reboot':
+        elif task['operation'] in ('reboot', 'finish_revert_resize'):
             self.instances[uuid]['state'] = 'running'
+        elif task['operation'] == 'prep_resize':
+            self.incoming[uuid] = task['flavor']
+        elif task['operation'] == 'resize_instance':
+            self.instances[uuid]['state'] = 'shutdown'
+        elif task['operation'] == 'finish_resize':
+            self.incoming.pop(uuid, None)
+            self.instances[uuid] = {'state': 'running',
+                                    'flavor': task['flavor']}
         else:  # destroy, or migrated away
             self.instances.pop(uuid, None)
 
@@ -171,6 +180,37 @@ class FakeDriver(driver.ComputeDriver):
         self._call(instance_uuid)
         self._known(instance_uuid)
         return self._start_task(instance_uuid, 'migrate', dest=dest)
+
+    # -- resize (see nova_lite.virt.driver) -------------------------------
+
+    def prep_resize(self, instance_uuid, flavor):
+        self._call(instance_uuid)
+        return self._start_task(instance_uuid, 'prep_resize', flavor=flavor)
+
+    def resize_instance(self, instance_uuid, dest):
+        self._call(instance_uuid)
+        self._known(instance_uuid)
+        return self._start_task(instance_uuid, 'resize_instance', dest=dest)
+
+    def finish_resize(self, instance_uuid, flavor):
+        self._call(instance_uuid)
+        return self._start_task(instance_uuid, 'finish_resize', flavor=flavor)
+
+    def confirm_resize(self, instance_uuid):
+        self._call(instance_uuid)
+        with self._lock:
+            self.instances.pop(instance_uuid, None)
+
+    def revert_resize(self, instance_uuid):
+        self._call(instance_uuid)
+        with self._lock:
+            self.instances.pop(instance_uuid, None)
+            self.incoming.pop(instance_uuid, None)
+
+    def finish_revert_resize(self, instance_uuid):
+        self._call(instance_uuid)
+        self._known(instance_uuid)
+        return self._start_task(instance_uuid, 'finish_revert_resize')
 
     def adopt(self, instance_uuid, power_state):
         self._call(instance_uuid)

@@ -87,7 +87,7 @@ def test_version_cap_against_real_scheduler(deployment, conf, ctxt):
         capped.select_host(ctxt, exclude_hosts=['cpu1'])
     conf.set_override('scheduler', 'auto', group='upgrade_levels')
     auto = scheduler_rpcapi.SchedulerRPCAPI(conf)
-    assert auto.version_cap == '1.2'
+    assert auto.version_cap == '1.3'
     assert auto.select_host(ctxt, exclude_hosts=['cpu1']) == 'cpu2'
 
 

@@ -199,7 +199,7 @@ def test_malformed_create_is_400(app, db, body):
     {'reboot': {'type': 'SOFT'}, 'os-migrateLive': {}},
     {'os-migrateLive': {'block_migration': 'maybe'}},
     {'os-migrateLive': {'host': 7}}, {'os-migrateLive': {'force': True}},
-    {'resize': {'flavorRef': '2'}},
+    {'createImage': {'name': 'snap'}},
 ])
 def test_malformed_action_is_400(app, conductor, body):
     server_id = _create(app)

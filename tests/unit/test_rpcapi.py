@@ -96,7 +96,7 @@ def test_auto_version_cap_is_lowest_live_service(factory, db, conf):
     factory.start_service('scheduler', host='s1')
     factory.start_service('scheduler', host='s2')
     conf.set_override('scheduler', 'auto', group='upgrade_levels')
-    assert scheduler_rpcapi.SchedulerRPCAPI(conf).version_cap == '1.2'
+    assert scheduler_rpcapi.SchedulerRPCAPI(conf).version_cap == '1.3'
     # An older service still alive holds the cap down.
     with db._session() as session, session.begin():
         session.query(models.Service).filter_by(host='s2').update(
