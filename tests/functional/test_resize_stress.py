@@ -187,6 +187,18 @@ def _confirm_all(env, server_ids):
         api.wait_for_server(env.admin, server_id, 'ACTIVE', timeout=60)
 
 
+def _delete_all(env, server_ids):
+    """Delete the servers: every claim goes with them."""
+    for server_id in server_ids:
+        resp = env.admin.delete('%s/%s' % (SERVERS, server_id))
+        assert resp.status == 204, resp
+    for server_id in server_ids:
+        api.wait_for_gone(env.admin, server_id)
+    assert env.db.allocation_get_all() == []
+    assert {(n['vcpus_used'], n['memory_mb_used'], n['local_gb_used'])
+            for n in env.db.compute_node_get_all()} == {(0, 0, 0)}
+
+
 def test_100_concurrent_resizes_never_overcommit_a_host(cloud):
     env = cloud
     server_ids = _servers(env, 10)
@@ -232,6 +244,7 @@ def test_100_concurrent_resizes_never_overcommit_a_host(cloud):
     _confirm_all(env, server_ids)
     assert _claims_problems(env.db) == []
     assert _overcommitted(env.db) == []
+    _delete_all(env, server_ids)
 
 
 def _owner_at(db, server_id, wanted_step):
@@ -295,3 +308,47 @@ def test_a_conductor_killed_mid_resize_20_times(cloud):
         _wait_up(env.db, restarted)
     # The kills landed at more than one step.
     assert len(set(killed_at)) > 1, killed_at
+    _delete_all(env, server_ids)
+
+
+def test_deleting_a_volume_during_its_servers_resize_is_409(cloud):
+    env = cloud
+    [server_id] = _servers(env, 1)
+    volume = env.admin.post('/v2.1/os-volumes', {'volume': {'size': 1}})
+    assert volume.status == 200, volume
+    volume_id = volume.json['volume']['id']
+    attach = env.admin.post('%s/%s/os-volume_attachments' % (
+        SERVERS, server_id), {'volumeAttachment': {'volumeId': volume_id}})
+    assert attach.status == 200, attach
+    detach_path = '%s/%s/os-volume_attachments/%s' % (SERVERS, server_id,
+                                                      volume_id)
+    flavor = 'r1'
+    for _ in range(5):
+        flavor = 'r2' if flavor == 'r1' else 'r1'
+        assert _resize(env, server_id, flavor).status == 202
+        # From its prep step on, the conductor's run holds the locks.
+        _owner_at(env.db, server_id, 'prep')
+        deleted = env.admin.delete('/v2.1/os-volumes/%s' % volume_id)
+        detached = env.admin.delete(detach_path)
+        # Both answered while the resize still ran (else: once more).
+        during = bool(env.db.work_get_all(unfinished=True,
+                                          instance_uuid=server_id))
+        _settled(env.db, [server_id])
+        _confirm_all(env, [server_id])
+        if during:
+            break
+    else:
+        pytest.fail('no resize outlasted the two requests')
+    for refused in (deleted, detached):
+        assert refused.status == 409, refused
+        message = refused.json['conflictingRequest']['message']
+        assert 'is locked: an action on server %s holds it' % server_id \
+            in message, message
+    # The volume is intact, still attached; free once the resize ended.
+    shown = env.admin.get('/v2.1/os-volumes/%s' % volume_id).json['volume']
+    assert shown['status'] == 'in-use'
+    assert [(a['serverId'], a['volumeId']) for a in shown['attachments']] \
+        == [(server_id, volume_id)]
+    assert env.admin.delete(detach_path).status == 202
+    assert env.admin.delete('/v2.1/os-volumes/%s' % volume_id).status == 202
+    _delete_all(env, [server_id])
