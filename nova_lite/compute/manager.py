@@ -249,12 +249,19 @@ class ComputeManager(block_jobs.BlockJobsMixin, resize.ResizeMixin,
             LOG.exception('Cannot release the claim of instance %s',
                           instance_uuid)
 
-    def _release_resize_claims(self, instance_uuid):
-        try:
-            self.db.migration_confirm_deleted(instance_uuid)
-        except Exception:  # noqa: BLE001 - logged; the destroy is done
-            LOG.exception('Cannot release the resize claims of instance %s',
-                          instance_uuid)
+    def _clean_up_destroyed(self, instance_uuid):
+        """Give back what a destroyed instance held: its claim, the claim
+        of a resize that waited for confirmation, and its volumes (they
+        are detached, as Nova detaches them on delete); never raises."""
+        for what, release in (
+                ('claim', self.db.allocation_release),
+                ('resize claims', self.db.migration_confirm_deleted),
+                ('volumes', self.db.volume_detach_all)):
+            try:
+                release(instance_uuid)
+            except Exception:  # noqa: BLE001 - logged; the destroy is done
+                LOG.exception('Cannot release the %s of instance %s', what,
+                              instance_uuid)
 
     def _move_claim(self, instance_uuid, dest):
         """Move the instance's claim to ``dest``; never raises."""
@@ -291,9 +298,7 @@ class ComputeManager(block_jobs.BlockJobsMixin, resize.ResizeMixin,
             return
         if operation == 'destroy':
             self.jobs.forget(instance_uuid)
-            self._release_claim(instance_uuid)
-            # A resize that waited for confirmation: its claim too.
-            self._release_resize_claims(instance_uuid)
+            self._clean_up_destroyed(instance_uuid)
         self._notify(context, 'compute.instance.%s.end' % operation, payload)
         LOG.info('%s of instance %s done', operation, instance_uuid)
 

@@ -14,6 +14,7 @@ from nova_lite.testing import api
 from nova_lite.testing import fixtures as nl_fixtures
 from nova_lite.testing import locks
 from nova_lite.testing import services as nl_services
+from nova_lite.testing import waiters
 from tests.functional.test_api import _wait_up
 from tests.functional.test_api import Deployment
 
@@ -106,6 +107,23 @@ def test_create_list_show_attach_detach_delete(deployment):
     deleted = env.admin.delete('%s/%s' % (VOLUMES, volume['id']))
     assert (deleted.status, deleted.body) == (202, '')
     assert env.admin.get('%s/%s' % (VOLUMES, volume['id'])).status == 404
+
+
+def test_deleting_a_server_detaches_its_volumes(deployment):
+    env = deployment
+    server_id = _server(env, 'doomed')
+    volume = _volume(env, size=1)
+    assert _attach(env, server_id, volume['id']).status == 200
+    assert env.admin.delete('/v2.1/servers/%s' % server_id).status == 204
+    api.wait_for_gone(env.admin, server_id)
+    # Detached as the destroy's last step on the compute host.
+    shown = waiters.wait_for(
+        lambda: (lambda v: v['status'] == 'available' and v)(env.admin.get(
+            '%s/%s' % (VOLUMES, volume['id'])).json['volume']),
+        timeout=30, what='the volume to be detached')
+    assert shown['attachments'] == [{}]
+    deleted = env.admin.delete('%s/%s' % (VOLUMES, volume['id']))
+    assert deleted.status == 202, deleted
 
 
 def _refused_while_held(env, server_id, volume_id, spare_id):
