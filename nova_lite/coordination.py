@@ -27,9 +27,11 @@ driver (etcd3gw reads ``timeout`` as the lease's TTL and waits forever).
 
 import contextlib
 import os
+import threading
 import time
 
 from oslo_log import log as logging
+import tooz
 from tooz import coordination as tooz_coordination
 
 from nova_lite import concurrency
@@ -77,6 +79,9 @@ class Coordinator:
         self.acquire_timeout = conf.coordination.acquire_timeout
         self._member_id = member_id
         self._coordinator = None
+        # The names this process holds (or is trying) now: see _try_once.
+        self._here = set()
+        self._here_lock = threading.Lock()
 
     def start(self):
         try:
@@ -115,31 +120,82 @@ class Coordinator:
         held = []
         try:
             for name in names:
-                lock = self._coordinator.get_lock(name.encode())
-                if not _acquire(lock, timeout):
+                lock = self._acquire(name, timeout)
+                if lock is None:
                     raise exception.ResourceLocked(
                         resource=_resource_of(name), reason=reason)
-                held.append(lock)
+                held.append((name, lock))
             yield
         finally:
-            for lock in reversed(held):
+            for name, lock in reversed(held):
                 try:
                     lock.release()
                 except Exception:  # noqa: BLE001 - its lease runs out
-                    LOG.exception('Cannot release lock %s', lock.name)
+                    LOG.exception('Cannot release lock %s', name)
+                with self._here_lock:
+                    self._here.discard(name)
+
+    def _acquire(self, name, timeout):
+        """Try ``name`` until it is ours (its tooz lock) or ``timeout``
+        seconds have passed (None)."""
+        deadline = time.monotonic() + timeout
+        delay = _RETRY_FIRST
+        while True:
+            lock = self._try_once(name)
+            if lock is not None:
+                return lock
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            concurrency.sleep(min(delay, left))
+            delay = min(delay * 2, _RETRY_MAX)
+
+    def _try_once(self, name):
+        """One try of ``name``: its tooz lock, held, or None.
+
+        One tooz lock object per name in this process at a time: with the
+        file backend each object has its own descriptor of the lock file,
+        and closing one (a failed try's, when it is collected) drops the
+        POSIX lock another object of the process holds; so a name held
+        here fails at once, without a second object, and a failed try
+        gives back its descriptor (or etcd lease) before the name is free
+        here again.
+        """
+        with self._here_lock:
+            if name in self._here:
+                return None
+            self._here.add(name)
+        got = False
+        try:
+            lock = self._coordinator.get_lock(name.encode())
+            got = lock.acquire(blocking=False)
+            if not got:
+                _give_back_failed_try(lock)
+        except tooz.ToozError as exc:
+            raise exception.CoordinationError(
+                url=utils.mask_url(self.url),
+                reason=utils.mask_url(str(exc))) from exc
+        finally:
+            if not got:
+                with self._here_lock:
+                    self._here.discard(name)
+        return lock if got else None
 
 
-def _acquire(lock, timeout):
-    """Try ``lock`` until it is ours or ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    delay = _RETRY_FIRST
-    while not lock.acquire(blocking=False):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        concurrency.sleep(min(delay, left))
-        delay = min(delay * 2, _RETRY_MAX)
-    return True
+def _give_back_failed_try(lock):
+    """What a failed try leaves behind, given back now: the lock file's
+    descriptor (fasteners keeps it open; closed later, when the object is
+    collected, it would drop the lock another object of this process got
+    meanwhile) or the etcd lease it was granted (tooz lets it run out)."""
+    try:
+        file_lock = getattr(lock, '_lock', None)
+        if hasattr(file_lock, '_do_close'):
+            file_lock._do_close()
+        lease = getattr(lock, '_lease', None)
+        if hasattr(lease, 'revoke'):
+            lease.revoke()
+    except Exception:  # noqa: BLE001 - then it goes as tooz would let it
+        LOG.debug('Cannot give back a failed lock try', exc_info=True)
 
 
 def process_coordinator(conf, member_id):

@@ -1,6 +1,8 @@
 """nova_lite.coordination on tooz's file backend: exclusion, the lock
 order, and a dead holder's locks released."""
 
+import os
+
 import pytest
 
 from nova_lite import coordination
@@ -95,3 +97,66 @@ def test_services_of_one_process_share_one_coordinator(conf):
     third = coordination.process_coordinator(conf, 'h-3')
     assert third is not first
     coordination.release_process_coordinator(third)
+
+
+def _lock_file_descriptors(conf):
+    root = os.path.join(conf.state_path, 'locks')
+    found = []
+    for fd in os.listdir('/proc/self/fd'):
+        try:
+            if os.readlink('/proc/self/fd/%s' % fd).startswith(root):
+                found.append(fd)
+        except OSError:
+            pass      # closed meanwhile (listdir's own descriptor)
+    return found
+
+
+def test_a_failed_try_leaves_no_descriptor_that_could_drop_a_lock(
+        conf, coordinator):
+    """fasteners keeps a failed try's descriptor open; closed whenever
+    its object is collected, it would drop the POSIX lock that another
+    object of this process got meanwhile."""
+    made = []
+    get_lock = coordinator._coordinator.get_lock
+
+    def kept(name):
+        made.append(get_lock(name))      # alive, as a traceback keeps it
+        return made[-1]
+    coordinator._coordinator.get_lock = kept
+    name = coordination.instance_lock_name('i7')
+    with locks.holder_for(conf, [name]) as holder:
+        with pytest.raises(exception.ResourceLocked):
+            with coordinator.locked([name], timeout=0.2):
+                pass
+        assert len(made) > 1                   # it tried more than once
+        assert _lock_file_descriptors(conf) == []
+        holder.release()
+    with coordinator.locked([name], timeout=0):
+        # Held here: another try in this process fails at once, without
+        # a second descriptor, and others still see it held.
+        with pytest.raises(exception.ResourceLocked):
+            with coordinator.locked([name], timeout=0):
+                pass
+        assert len(_lock_file_descriptors(conf)) == 1
+        assert locks.free_of(coordination.backend_url(conf), [name]) == {
+            name: False}
+    assert locks.free_of(coordination.backend_url(conf), [name]) == {
+        name: True}
+
+
+def test_backend_errors_are_coordination_errors(conf, coordinator):
+    from tooz import coordination as tooz_coordination
+
+    def broken(name):
+        raise tooz_coordination.ToozConnectionError(
+            'etcd at http://u:secret@h/ gone')
+    coordinator._coordinator.get_lock = broken
+    with pytest.raises(exception.CoordinationError) as raised:
+        with coordinator.locked(['x'], timeout=0):
+            pass
+    assert 'secret' not in str(raised.value)
+    # The name is free again in this process: the next try reaches tooz.
+    coordinator._coordinator.get_lock = broken
+    with pytest.raises(exception.CoordinationError):
+        with coordinator.locked(['x'], timeout=0):
+            pass
