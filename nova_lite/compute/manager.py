@@ -69,6 +69,20 @@ _DONE = {
 }
 
 
+def _start(operation, start, instance_uuid):
+    """``start(instance_uuid)``: the driver's task id; None for a destroy
+    of an instance the hypervisor does not have (gone already, e.g. the
+    target of a revert that failed halfway: done, as Nova treats it)."""
+    try:
+        return start(instance_uuid)
+    except exception.InstanceNotFound:
+        if operation != 'destroy':
+            raise
+        LOG.warning('destroy of instance %s: this hypervisor has no such '
+                    'instance; it is gone already', instance_uuid)
+        return None
+
+
 class ComputeManager(block_jobs.BlockJobsMixin, resize.ResizeMixin,
                      manager.Manager):
     """Server side of the compute RPC API (see ``ComputeRPCAPI``).
@@ -288,8 +302,9 @@ class ComputeManager(block_jobs.BlockJobsMixin, resize.ResizeMixin,
             with self.jobs.held(instance_uuid) as instance_jobs:
                 with instance_jobs.job(jobs.MODIFY):
                     with instance_jobs.monitor():
-                        task_id = start(instance_uuid)
-                    self._task(instance_jobs, operation, task_id).wait()
+                        task_id = _start(operation, start, instance_uuid)
+                    if task_id is not None:
+                        self._task(instance_jobs, operation, task_id).wait()
                     self.db.instance_update(instance_uuid, task_state=None,
                                             fault=None,
                                             **_DONE[operation])

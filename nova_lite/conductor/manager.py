@@ -251,7 +251,9 @@ class ConductorManager(resize.ResizeMixin, manager.Manager):
                     self._cast(context, work, resumed)
         except exception.WorkTakenOver as exc:
             LOG.warning('%s; stopped here', exc)
-        except exception.ResourceLocked as exc:
+        except (exception.ResourceLocked,
+                exception.CoordinationError) as exc:
+            # Its locks are held, or the backend is away for now.
             if not resumed:
                 self._abandon(work, exc)
                 raise

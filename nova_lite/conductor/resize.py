@@ -220,7 +220,8 @@ class ResizeMixin:
             return self._target_failed(context, work, exc, powered_off=True)
         LOG.info('Instance %s resized on %s; waiting for confirmation',
                  work['instance_uuid'], work['dest'])
-        self.db.resize_step(work, 'done', finished=True)
+        self.db.resize_step(work, 'done', finished=True,
+                            instance=dict(task_state=None))
         return None
 
     # -- failure: retry, or back to the source -------------------------------
@@ -321,9 +322,11 @@ class ResizeMixin:
         return None
 
     def _resize_end_call(self, context, work, method, host):
-        """Call ``method`` on ``host``; on failure end the work, leaving
-        the instance ``resized`` and free with the fault (it can be
-        confirmed or reverted again); whether it went through."""
+        """Call ``method`` on ``host``; on failure end the work with the
+        instance in ERROR and the fault, as Nova does: one of its two
+        copies may be gone already, so neither a confirm nor a revert may
+        follow (deleting it gives back both claims); whether it went
+        through."""
         try:
             getattr(self.compute_rpcapi, method)(
                 context, host, work['instance_uuid'], work['migration_uuid'],
@@ -334,5 +337,6 @@ class ResizeMixin:
                         work['action'], work['instance_uuid'], host, exc)
             self.db.resize_step(work, 'failed', finished=True,
                                 instance=dict(task_state=None,
+                                              vm_state='error',
                                               fault=_reason(exc)))
             return False

@@ -179,6 +179,18 @@ def _release(session, instance_uuid):
     return True
 
 
+def _resize_waits(session, migration_uuid):
+    """Whether the resize ``migration_uuid`` waits for its claim (and its
+    row locked until the transaction ends, so it cannot end meanwhile)."""
+    migration = models.Migration
+    return session.execute(
+        sa.update(migration)
+        .where(migration.uuid == migration_uuid,
+               migration.status == 'scheduling')
+        .values(updated_at=models.utcnow())
+        .execution_options(synchronize_session=False)).rowcount == 1
+
+
 def _update_if_still_owned(work):
     """An UPDATE of ``work`` that matches only while the conductor that
     read it still owns it and it is unfinished: the compare-and-swap every
@@ -658,7 +670,8 @@ class API(volumes.VolumeQueries, resizes.MigrationQueries):
     # -- allocations (capacity claims) -----------------------------------
 
     def allocation_claim(self, instance_uuid, hosts, vcpus, memory_mb,
-                         local_gb, ratios=(1.0, 1.0, 1.0)):
+                         local_gb, ratios=(1.0, 1.0, 1.0),
+                         for_resize=False):
         """Claim the amounts for ``instance_uuid`` on the first of ``hosts``
         that has room (capacity times ``ratios``: vCPU, RAM, disk); that
         host, or None.
@@ -669,10 +682,17 @@ class API(volumes.VolumeQueries, resizes.MigrationQueries):
         (no RETURNING, no read-then-write).  The allocation row is inserted
         in the same transaction, and a claim the instance held before (a
         schedule run again) is released in it too.
+
+        ``for_resize``: the consumer is a resize's migration, and the
+        claim is made only while that resize still waits for it (status
+        ``scheduling``; None otherwise): a claim that arrives after its
+        conductor gave up (the call timed out) is never left behind.
         """
         node = models.ComputeNode
         cpu, ram, disk = (sa.literal(float(r), sa.Float) for r in ratios)
         with self._session() as session, session.begin():
+            if for_resize and not _resize_waits(session, instance_uuid):
+                return None
             _release(session, instance_uuid)
             for host in hosts:
                 claimed = session.execute(

@@ -190,7 +190,8 @@ class MigrationQueries:
 
     def migration_finish(self, migration_uuid, host):
         """The target's last step: the instance now runs on ``host`` with
-        the new flavor, ``resized`` and free; the migration ``finished``.
+        the new flavor, ``resized`` (the conductor frees it); the
+        migration ``finished``.
         One transaction, and only from ``migrated`` to ``host``; whether
         it matched."""
         migration = models.Migration
@@ -205,10 +206,12 @@ class MigrationQueries:
             if matched != 1:
                 return False
             row = _migration_row(session, migration_uuid)
+            # Its task_state stays until the conductor records the end of
+            # the resize: a finish it saw fail (a timeout) is rolled back
+            # with no confirm or revert let in meanwhile.
             _update_instance(session, row.instance_uuid, dict(
                 jsonutils.loads(row.new_flavor), host=host,
-                vm_state='resized', task_state=None, power_state='running',
-                fault=None))
+                vm_state='resized', power_state='running', fault=None))
             return True
 
     def resize_step(self, work, step, migration=None, instance=None,

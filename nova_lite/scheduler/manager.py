@@ -99,18 +99,19 @@ class SchedulerManager(manager.Manager):
         if wanted is None:
             host = ordered[0]
         else:
-            host = self._claim(instance, ordered, wanted)
+            host = self._claim(instance, ordered, wanted,
+                               for_resize=bool(migration_uuid))
         LOG.info('Selected %s out of %s', host, candidates)
         return host
 
-    def _claim(self, instance, ordered, wanted):
+    def _claim(self, instance, ordered, wanted, for_resize=False):
         ratios = allocation_ratios(self.conf)
         roomy = filter_hosts(ordered, self.db.compute_node_get_all(),
                              instance, ratios)
         # The filters read counters that a concurrent claim may change;
         # the claim itself re-checks them atomically.
         host = self.db.allocation_claim(instance['uuid'], roomy, *wanted,
-                                        ratios=ratios)
+                                        ratios=ratios, for_resize=for_resize)
         if host is None:
             vcpus, memory_mb, local_gb = wanted
             raise exception.NoValidHost(

@@ -49,7 +49,8 @@ def resized(db):  # noqa: F811
         db.resize_create(instance_uuid, str(uuid.uuid4()), BIG, 'c1',
                          'resize_prep', ('active',))
     # The scheduler's claim for the migration, then the steps.
-    assert db.allocation_claim(migration_uuid, ['h2'], 2, 512, 2) == 'h2'
+    assert db.allocation_claim(migration_uuid, ['h2'], 2, 512, 2,
+                               for_resize=True) == 'h2'
     work = db.resize_step(work, 'prep', dest='h2',
                           migration=dict(dest_host='h2', attempts=1))
     assert db.migration_advance(migration_uuid, resizes.PREPARED,
@@ -61,8 +62,21 @@ def resized(db):  # noqa: F811
                                 resizes.PREPARED, 'h1')
     assert db.migration_finish(migration_uuid, 'h2')
     assert not db.migration_finish(migration_uuid, 'h2')
-    db.resize_step(work, 'done', finished=True)
+    # The target's finish leaves the instance to the conductor, which
+    # frees it as it records the end.
+    assert db.instance_get(instance_uuid)['task_state'] == 'resize_prep'
+    db.resize_step(work, 'done', finished=True,
+                   instance=dict(task_state=None))
     return instance_uuid, migration_uuid
+
+
+def test_a_claim_after_its_resize_ended_is_not_made(db, resized):  # noqa: F811
+    instance_uuid, migration_uuid = resized
+    # A scheduler whose answer came too late (its resize gave up, or
+    # went on): nothing is claimed, nothing left behind.
+    assert db.allocation_claim(migration_uuid, ['h1', 'h2'], 1, 1, 1,
+                               for_resize=True) is None
+    assert _used(db) == {'h1': (1, 256, 1), 'h2': (2, 512, 2)}
 
 
 def test_a_finished_resize_holds_both_claims(db, resized):  # noqa: F811

@@ -319,6 +319,29 @@ def test_destroying_a_resized_instance_leaves_no_claim(factory, conf, db,
     assert db.migration_get_all()[0]['status'] == 'confirmed'
 
 
+def test_a_revert_that_fails_halfway_is_error_not_confirmable(
+        factory, conf, db, ctxt):
+    services = _cloud(factory, db)
+    source = _built(conf, db, ctxt)
+    uuid_ = source['uuid']
+    _resize(conf, db, ctxt, uuid_)
+    _fail(services, source['host'], 'finish_revert_resize')
+    client = conductor_rpcapi.ConductorRPCAPI(conf)
+
+    client.revert_resize(ctxt, uuid_)
+    failed = _settled(db, uuid_)
+
+    # The target's copy is gone already: neither a confirm (which would
+    # drop the source's too) nor another revert may follow.
+    assert failed['vm_state'] == 'error' and failed['fault'], failed
+    for again in (client.confirm_resize, client.revert_resize):
+        with pytest.raises(exception.InvalidState):
+            again(ctxt, uuid_)
+    client.destroy_instance(ctxt, uuid_)
+    waiters.wait_for(lambda: db.allocation_get_all() == [], timeout=10,
+                     what='both claims to be released')
+
+
 @pytest.mark.parametrize('step', ['prep', 'resize', 'finish', 'done'])
 def test_a_takeover_at_every_step_finishes_the_resize(factory, conf, db,
                                                       ctxt, step):
