@@ -8,6 +8,7 @@ transaction, answer at once, and run the work in the background through
 
     resize:         scheduling --> prep --> resize --> finish --> done
                         ^            |                   |
+                        |        rollback        rollback_source
                         +------------+-------------------+  (retry)
     confirm_resize: confirming --> done
     revert_resize:  revert_dest --> revert_source --> done
@@ -20,10 +21,11 @@ carried out once.
 
 Scheduling claims the new flavor on a target under the migration's uuid.
 When the target fails ``prep`` or ``finish`` (it refuses, is down, or the
-call times out), the target is told to clean up (and, after the source
-powered off, the source to start the instance again), the migration's
-claim is released, and the scheduler is asked again without the hosts
-that failed, up to ``[scheduler] max_attempts`` times; after the last, or
+call times out), the rollback is recorded first (a takeover resumes it,
+never the failed step), then the target is told to clean up (and, after
+the source powered off, the source to start the instance again), the
+migration's claim is released, and the scheduler is asked again without
+the hosts that failed, up to ``[scheduler] max_attempts`` times; after the last, or
 when no host is left, or when the source itself fails, the instance is
 ``active`` on its source with the fault.  Never ``error``, never with its
 task_state left set, never with a claim left behind.
@@ -227,14 +229,30 @@ class ResizeMixin:
     # -- failure: retry, or back to the source -------------------------------
 
     def _target_failed(self, context, work, exc, powered_off):
-        """The target failed ``prep`` or ``finish``: clean up, then ask
-        the scheduler again or give up."""
+        """The target failed ``prep`` or ``finish``: record the rollback
+        (and its reason) first, so that a takeover resumes the rollback,
+        never the step that failed; then run it."""
         reason = _reason(exc)
         LOG.warning('Resize of instance %s: target %s failed at %s: %s',
                     work['instance_uuid'], work['dest'], work['step'],
                     reason)
+        work = self.db.resize_step(
+            work, 'rollback_source' if powered_off else 'rollback',
+            instance=dict(fault=reason))
+        return self._roll_back(context, work, powered_off)
+
+    def _step_rollback(self, context, work):
+        return self._roll_back(context, work, powered_off=False)
+
+    def _step_rollback_source(self, context, work):
+        return self._roll_back(context, work, powered_off=True)
+
+    def _roll_back(self, context, work, powered_off):
+        """Clean up after a failed target, then ask the scheduler again
+        or give up."""
         self._clean_up(context, work, powered_off)
         migration = self.db.migration_get(work['migration_uuid'])
+        reason = self.db.instance_get(work['instance_uuid'])['fault']
         failed = migration['failed_hosts'] + [work['dest']]
         if migration['attempts'] >= self.conf.scheduler.max_attempts:
             return self._give_up(

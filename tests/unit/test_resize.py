@@ -395,6 +395,54 @@ def test_a_takeover_at_every_step_finishes_the_resize(factory, conf, db,
                                   (migration['uuid'], 'h2', 2)])
 
 
+def test_a_takeover_mid_rollback_never_resends_the_failed_step(
+        factory, conf, db, ctxt):
+    """h2 fails finish_resize once; c1 cleans up (h2 drops its copy, the
+    source starts again) and dies before it records the retry.  The
+    takeover resumes the rollback, not the finish: h2, which would now
+    succeed, never gets the finish again (two running copies)."""
+    services = _cloud(factory, db)
+    source = _built(conf, db, ctxt)
+    uuid_ = source['uuid']
+    _driver(services, 'h2').inject_failure(uuid_, 'finish_resize',
+                                           'h2 lost its disk')
+    conductor = services['conductor'].manager
+    real_step = conductor.db.resize_step
+    died = []
+
+    def die_before(work, next_step, **kwargs):
+        if next_step == 'scheduling' and not died:
+            died.append(work)
+            conductor.db.work_claim(work, 'c-dead', takeover=False)
+            raise exception.WorkTakenOver(
+                work_id=work['id'], action=work['action'],
+                instance_uuid=uuid_)
+        return real_step(work, next_step, **kwargs)
+    conductor.db.resize_step = die_before
+    finishes = []
+    manager = services['h2'].manager
+    real_finish = manager.driver.finish_resize
+
+    def counted(*args, **kwargs):
+        finishes.append(args)
+        return real_finish(*args, **kwargs)
+    manager.driver.finish_resize = counted
+
+    conductor_rpcapi.ConductorRPCAPI(conf).resize_instance(ctxt, uuid_, 'b')
+    waiters.wait_for(lambda: died, timeout=10, what='c1 to die')
+    assert died[0]['step'] == 'rollback_source'
+    factory.start_service('conductor', host='c2')
+    resized = _settled(db, uuid_)
+
+    assert (resized['vm_state'], resized['host']) == ('resized', 'h3')
+    assert len(finishes) == 1
+    assert uuid_ not in _driver(services, 'h2').instances
+    [migration] = db.migration_get_all(instance_uuid=uuid_)
+    assert (migration['failed_hosts'], migration['attempts']) == (['h2'], 2)
+    assert _claims(db) == sorted([(uuid_, 'h1', 1),
+                                  (migration['uuid'], 'h3', 2)])
+
+
 def test_a_target_that_does_not_answer_is_dropped(factory, conf, db, ctxt):
     services = _cloud(factory, db)
     source = _built(conf, db, ctxt)
