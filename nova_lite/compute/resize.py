@@ -91,9 +91,9 @@ class ResizeMixin:
             task_id = start(instance_jobs.instance_uuid, *args)
         self._task(instance_jobs, operation, task_id).wait()
 
-    def _advance(self, migration, status, expected):
+    def _advance(self, migration, status, expected, side):
         if not self.db.migration_advance(migration['uuid'], status, expected,
-                                         self.host):
+                                         self.host, side):
             raise exception.InvalidState(
                 instance_uuid=migration['instance_uuid'], action=status,
                 state='no longer %s' % expected)
@@ -107,7 +107,8 @@ class ResizeMixin:
         def run(instance_jobs, migration):
             self._run_task(instance_jobs, 'prep_resize',
                            self.driver.prep_resize, migration['new_flavor'])
-            self._advance(migration, resizes.PREPARED, resizes.SCHEDULING)
+            self._advance(migration, resizes.PREPARED, resizes.SCHEDULING,
+                          'dest')
         self._resize_step(instance_uuid, migration_uuid, 'prep_resize', run)
 
     @messaging.expected_exceptions(exception.ResizeError)
@@ -118,7 +119,8 @@ class ResizeMixin:
             self._run_task(instance_jobs, 'resize_instance',
                            self.driver.resize_instance,
                            migration['dest_host'])
-            self._advance(migration, resizes.MIGRATED, resizes.PREPARED)
+            self._advance(migration, resizes.MIGRATED, resizes.PREPARED,
+                          'source')
         self._resize_step(instance_uuid, migration_uuid, 'resize_instance',
                           run)
 

@@ -57,6 +57,7 @@ import oslo_messaging as messaging
 from oslo_log import log as logging
 
 from nova_lite.compute import rpcapi as compute_rpcapi
+from nova_lite import concurrency
 from nova_lite.compute import task_states
 from nova_lite.conductor import resize
 from nova_lite import coordination
@@ -383,6 +384,12 @@ class ConductorManager(resize.ResizeMixin, manager.Manager):
             LOG.warning('Taking over %s of instance %s from %s at step %s',
                         work['action'], work['instance_uuid'],
                         _owner_text(owner, self.host), work['step'])
+            if claimed['action'] in resize.ACTIONS:
+                # Its steps are calls that last: in the background, as
+                # when it was accepted, so the next one is not held up.
+                concurrency.spawn(self._run_in_background, context, claimed,
+                                  resumed=True)
+                continue
             try:
                 self._run(context, claimed, resumed=True)
             except Exception:  # noqa: BLE001 - logged; on to the next one

@@ -119,9 +119,9 @@ class ResizeMixin:
                 'dest': work['dest'], 'work_id': work['id'],
                 'migration_uuid': work['migration_uuid']}
 
-    def _run_in_background(self, context, work):
+    def _run_in_background(self, context, work, resumed=False):
         try:
-            self._run(context, work)
+            self._run(context, work, resumed=resumed)
         except Exception:  # noqa: BLE001 - _run logged it and freed it
             pass
 

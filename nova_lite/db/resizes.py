@@ -172,18 +172,22 @@ class MigrationQueries:
         with self._session() as session:
             return [_migration_dict(row) for row in session.scalars(query)]
 
-    def migration_advance(self, migration_uuid, status, expected, host):
+    def migration_advance(self, migration_uuid, status, expected, host,
+                          side):
         """A compute step's mark: ``status`` in one UPDATE that matches
-        only while the migration is ``expected`` and ``host`` is one of
-        its two hosts; whether it matched."""
+        only while the migration is ``expected`` and ``host`` is its
+        ``side`` (``source`` or ``dest``: a late step of an earlier
+        attempt, on a host that is the other side now, matches nothing);
+        whether it matched."""
         migration = models.Migration
+        side_host = (migration.dest_host if side == 'dest'
+                     else migration.source_host)
         with self._session() as session, session.begin():
             return session.execute(
                 sa.update(migration)
                 .where(migration.uuid == migration_uuid,
                        migration.status == expected,
-                       sa.or_(migration.source_host == host,
-                              migration.dest_host == host))
+                       side_host == host)
                 .values(status=status, updated_at=models.utcnow())
                 .execution_options(synchronize_session=False)
             ).rowcount == 1

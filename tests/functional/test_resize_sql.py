@@ -53,13 +53,17 @@ def resized(db):  # noqa: F811
                                for_resize=True) == 'h2'
     work = db.resize_step(work, 'prep', dest='h2',
                           migration=dict(dest_host='h2', attempts=1))
+    # A step from the wrong side (a late one of an earlier attempt)
+    # matches nothing.
+    assert not db.migration_advance(migration_uuid, resizes.PREPARED,
+                                    resizes.SCHEDULING, 'h1', 'dest')
     assert db.migration_advance(migration_uuid, resizes.PREPARED,
-                                resizes.SCHEDULING, 'h2')
+                                resizes.SCHEDULING, 'h2', 'dest')
     # A repeated step matches nothing.
     assert not db.migration_advance(migration_uuid, resizes.PREPARED,
-                                    resizes.SCHEDULING, 'h2')
+                                    resizes.SCHEDULING, 'h2', 'dest')
     assert db.migration_advance(migration_uuid, resizes.MIGRATED,
-                                resizes.PREPARED, 'h1')
+                                resizes.PREPARED, 'h1', 'source')
     assert db.migration_finish(migration_uuid, 'h2')
     assert not db.migration_finish(migration_uuid, 'h2')
     # The target's finish leaves the instance to the conductor, which
