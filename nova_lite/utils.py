@@ -9,6 +9,10 @@ import time
 from nova_lite import concurrency
 
 _PASSWORD_IN_URL = re.compile(r'(?P<user>[/,@][^:/@,?]*):[^@/,?]*@')
+# A password as a query parameter (tooz's redis sentinel_password=, a
+# driver's password=).
+_PASSWORD_IN_QUERY = re.compile(r'(?P<key>[?&][^=&]*password=)[^&]*',
+                                re.IGNORECASE)
 
 
 def wait_for(predicate, timeout, interval=0.05, what=None,
@@ -44,4 +48,5 @@ def mask_url(url):
     """
     if not url:
         return url
-    return _PASSWORD_IN_URL.sub(r'\g<user>:***@', str(url))
+    masked = _PASSWORD_IN_URL.sub(r'\g<user>:***@', str(url))
+    return _PASSWORD_IN_QUERY.sub(r'\g<key>***', masked)

@@ -112,6 +112,9 @@ def test_sample_config_is_up_to_date(tmp_path):
      'postgresql+psycopg2://nova:***@db/nova'),
     ('sqlite:////tmp/x.sqlite', 'sqlite:////tmp/x.sqlite'),
     ('rabbit://guest@h:5672/', 'rabbit://guest@h:5672/'),
+    ('redis://h:6379?sentinel=m&sentinel_password=pw&db=1',
+     'redis://h:6379?sentinel=m&sentinel_password=***&db=1'),
+    ('zookeeper://h:2181?password=pw', 'zookeeper://h:2181?password=***'),
 ])
 def test_mask_url(url, expected):
     assert utils.mask_url(url) == expected
