@@ -156,6 +156,10 @@ class ResizeMixin:
                 raise
             LOG.exception('Resize of instance %s failed unexpectedly at '
                           'step %s', work['instance_uuid'], work['step'])
+            # Back to the source as a failed target is: what the target
+            # has dropped, the source started again (both idempotent).
+            self._clean_up(context, work, powered_off=work['step'] in (
+                'resize', 'finish', 'rollback_source'))
             self._give_up(work, self.db.migration_get(work['migration_uuid']),
                           _reason(exc))
 

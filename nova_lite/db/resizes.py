@@ -249,14 +249,16 @@ class MigrationQueries:
         return dict(work, **values)
 
     def migration_abort(self, migration_uuid):
-        """End a migration that has not ended: ``error``, its claim
-        released, in one transaction; whether it had not ended."""
+        """End a migration that has not ended (nor finished: that one
+        waits for its confirm or revert): ``error``, its claim released,
+        in one transaction; whether it did."""
         migration = models.Migration
         with self._session() as session, session.begin():
             ended = session.execute(
                 sa.update(migration)
                 .where(migration.uuid == migration_uuid,
-                       migration.status.not_in(ENDED))
+                       # A finished one waits for its confirm or revert.
+                       migration.status.not_in(ENDED + (FINISHED,)))
                 .values(status=ERROR, updated_at=models.utcnow())
                 .execution_options(synchronize_session=False)).rowcount
             if ended:
