@@ -83,10 +83,21 @@ def measure(func, requests, clients):
             _percentile(latencies, 99))
 
 
+# (binary, host) of the daemons a deployment runs.
+PLAN = (('nova-lite-conductor', 'ctl1'), ('nova-lite-scheduler', 'ctl1'),
+        ('nova-lite-compute', 'cpu1'), ('nova-lite-compute', 'cpu2'),
+        ('nova-lite-api', 'api1'))
+
+
 class Deployment:
-    def __init__(self, args, backend):
+    """The daemons of ``plan`` on ``backend`` (``overrides``:
+    ``{group: {option: value}}`` on top of the benchmark's config), one
+    SQLite database, and an API client."""
+
+    def __init__(self, args, backend, plan=PLAN, overrides=None):
         self.backend = backend
-        self.state = tempfile.mkdtemp(prefix='nova_lite_api_bench_')
+        self.plan = plan
+        self.state = tempfile.mkdtemp(prefix='nova_lite_bench_')
         self.port = api.free_port()
         values = {
             'DEFAULT': {'state_path': self.state, 'report_interval': 5,
@@ -99,6 +110,8 @@ class Deployment:
             'fake_driver': {'operation_seconds': 0.05,
                             'call_latency_seconds': 0.001},
         }
+        for group, options in (overrides or {}).items():
+            values.setdefault(group, {}).update(options)
         self.conf_path = config.write_config_file(
             os.path.join(self.state, 'bench.conf'), values)
         self.conf = config.parse_args(['--config-file', self.conf_path],
@@ -108,11 +121,7 @@ class Deployment:
         self.daemons = []
 
     def start(self):
-        plan = [('nova-lite-conductor', 'ctl1'),
-                ('nova-lite-scheduler', 'ctl1'),
-                ('nova-lite-compute', 'cpu1'), ('nova-lite-compute', 'cpu2'),
-                ('nova-lite-api', 'api1')]
-        for binary, host in plan:
+        for binary, host in self.plan:
             host_conf = config.write_config_file(
                 os.path.join(self.state, '%s-%s.conf' % (binary, host)),
                 {'DEFAULT': {'host': host}})

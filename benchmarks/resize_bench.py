@@ -24,28 +24,25 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-import backends  # noqa: E402  (benchmarks/, next to this file)
+# benchmarks/, next to this file.  api_bench, imported first, puts this
+# process (the client side) on native threads before nova_lite is imported.
+import api_bench  # noqa: E402
+import backends  # noqa: E402
 
-# The client side runs native threads; set before nova_lite is imported.
-os.environ.setdefault(backends.ENV_VAR, backends.THREADING)
-
-from nova_lite import monkey_patch  # noqa: E402,F401  (first of nova_lite)
-from nova_lite import config  # noqa: E402
 from nova_lite import coordination  # noqa: E402
-from nova_lite.db import api as db_api  # noqa: E402
-from nova_lite.db import migration  # noqa: E402
-from nova_lite import process  # noqa: E402
-from nova_lite.testing import api  # noqa: E402
 from nova_lite.testing import waiters  # noqa: E402
 
 SERVERS = 10
+PLAN = (('nova-lite-conductor', 'ctl1'), ('nova-lite-conductor', 'ctl2'),
+        ('nova-lite-scheduler', 'sch1'), ('nova-lite-compute', 'cpu1'),
+        ('nova-lite-compute', 'cpu2'), ('nova-lite-compute', 'cpu3'),
+        ('nova-lite-api', 'api1'))
 FLAVORS = ('1', '2')     # m1.tiny <-> m1.small
 POLL = 0.002
 
@@ -56,55 +53,16 @@ def _percentile(values, pct):
                                                    (len(ordered) - 1))))]
 
 
-class Deployment:
+class Deployment(api_bench.Deployment):
+    """Two conductors, a scheduler, three roomy computes and the API."""
+
     def __init__(self, args, backend, lock_url):
-        self.state = tempfile.mkdtemp(prefix='nova_lite_resize_bench_')
-        self.port = api.free_port()
-        values = {
-            'DEFAULT': {'state_path': self.state, 'report_interval': 5,
-                        'service_down_time': 60, 'periodic_fuzzy_delay': 0,
-                        'transport_url': args.url},
-            'database': {'connection': 'sqlite:///%s/bench.sqlite' %
-                                       self.state},
-            'api': {'host': '127.0.0.1', 'port': self.port,
-                    'auth_strategy': 'noauth2'},
-            'compute': {'vcpus': 64, 'memory_mb': 262144, 'disk_gb': 4096},
-            'fake_driver': {'operation_seconds': args.operation_seconds,
-                            'call_latency_seconds': 0.001},
-            'coordination': {'backend_url': lock_url},
-        }
-        self.conf_path = config.write_config_file(
-            os.path.join(self.state, 'bench.conf'), values)
-        self.conf = config.parse_args(['--config-file', self.conf_path],
-                                      default_config_files=[])
-        self.db = db_api.API(self.conf)
-        migration.db_sync(self.db)
-        self.backend = backend
-        self.daemons = []
-
-    def start(self):
-        plan = [('nova-lite-conductor', 'ctl1'),
-                ('nova-lite-conductor', 'ctl2'),
-                ('nova-lite-scheduler', 'sch1'),
-                ('nova-lite-compute', 'cpu1'), ('nova-lite-compute', 'cpu2'),
-                ('nova-lite-compute', 'cpu3'), ('nova-lite-api', 'api1')]
-        for binary, host in plan:
-            host_conf = config.write_config_file(
-                os.path.join(self.state, '%s-%s.conf' % (binary, host)),
-                {'DEFAULT': {'host': host}})
-            self.daemons.append(process.DaemonProcess(
-                binary, host, [self.conf_path, host_conf],
-                os.path.join(self.state, '%s-%s.log' % (binary, host)),
-                env=backends.child_env(self.backend)))
-        for daemon in self.daemons:
-            waiters.wait_for_service(self.db, daemon.host, daemon.binary,
-                                     timeout=120)
-        self.client = api.APIClient('http://127.0.0.1:%d' % self.port)
-        api.wait_for_api(self.client)
-
-    def stop(self):
-        process.stop_all(self.daemons)
-        self.db.dispose()
+        super().__init__(
+            args, backend, plan=PLAN, overrides={
+                'compute': {'vcpus': 64, 'memory_mb': 262144,
+                            'disk_gb': 4096},
+                'fake_driver': {'operation_seconds': args.operation_seconds},
+                'coordination': {'backend_url': lock_url}})
 
     def servers(self, count):
         ids = []

@@ -235,9 +235,7 @@ class Controller:
             instance_uuid, 'build', 'scheduling', db_api.UNASSIGNED,
             task_state=task_states.SCHEDULING, display_name=name,
             project_id=context.project_id, user_id=context.user_id,
-            image_ref=image_ref, flavorid=flavor['flavorid'],
-            flavor_name=flavor['name'], vcpus=flavor['vcpus'],
-            memory_mb=flavor['memory_mb'], root_gb=flavor['root_gb'])
+            image_ref=image_ref, **db_api.flavor_columns(flavor))
         self._cast_build(context, instance_uuid, work['id'])
         links = common.links(req, COLLECTION, instance_uuid)
         return common.json_response(

@@ -25,10 +25,10 @@ call times out), the rollback is recorded first (a takeover resumes it,
 never the failed step), then the target is told to clean up (and, after
 the source powered off, the source to start the instance again), the
 migration's claim is released, and the scheduler is asked again without
-the hosts that failed, up to ``[scheduler] max_attempts`` times; after the last, or
-when no host is left, or when the source itself fails, the instance is
-``active`` on its source with the fault.  Never ``error``, never with its
-task_state left set, never with a claim left behind.
+the hosts that failed, up to ``[scheduler] max_attempts`` times; after
+the last, or when no host is left, or when the source itself fails, the
+instance is ``active`` on its source with the fault.  Never ``error``,
+never with its task_state left set, never with a claim left behind.
 """
 
 import oslo_messaging as messaging
@@ -37,6 +37,7 @@ from oslo_utils import uuidutils
 
 from nova_lite.compute import task_states
 from nova_lite import concurrency
+from nova_lite.db import api as db_api
 from nova_lite.db import resizes
 from nova_lite import exception
 
@@ -76,7 +77,7 @@ class ResizeMixin:
         holds the instance, ``InvalidState`` unless it is active,
         ``FlavorNotFound``, or ``SameFlavor`` (an ``InvalidInput``).
         """
-        flavor = resizes.flavor_of(self.db.flavor_get(flavorid))
+        flavor = db_api.flavor_columns(self.db.flavor_get(flavorid))
         migration_uuid = uuidutils.generate_uuid()
         work = self.db.resize_create(
             instance_uuid, migration_uuid, flavor, self.host,

@@ -47,6 +47,9 @@ INSTANCE_FIELDS = ('uuid', 'host', 'vm_state', 'task_state', 'power_state',
                    'fault', 'created_at', 'updated_at', 'display_name',
                    'project_id', 'user_id', 'image_ref', 'flavorid',
                    'flavor_name', 'vcpus', 'memory_mb', 'root_gb')
+# The instance's flavor snapshot (a resize's migration keeps two).
+FLAVOR_COLUMNS = ('flavorid', 'flavor_name', 'vcpus', 'memory_mb',
+                  'root_gb')
 FLAVOR_FIELDS = ('flavorid', 'name', 'vcpus', 'memory_mb', 'root_gb',
                  'created_at')
 NODE_FIELDS = ('id', 'host', 'hypervisor_type', 'vcpus', 'memory_mb',
@@ -77,6 +80,24 @@ _SQLITE_UNDEFINED = ('no such table', 'no such column', 'has no column named')
 
 def _as_dict(row, fields):
     return {name: getattr(row, name) for name in fields}
+
+
+def flavor_columns(flavor):
+    """The instance columns (FLAVOR_COLUMNS) of a ``flavors`` row: the
+    snapshot an instance is built or resized with."""
+    return {'flavorid': flavor['flavorid'], 'flavor_name': flavor['name'],
+            'vcpus': flavor['vcpus'], 'memory_mb': flavor['memory_mb'],
+            'root_gb': flavor['root_gb']}
+
+
+def _update_instance(session, instance_uuid, values):
+    """UPDATE the instance's ``values`` (and updated_at) in ``session``'s
+    transaction."""
+    session.execute(
+        sa.update(models.Instance)
+        .where(models.Instance.uuid == instance_uuid)
+        .values(updated_at=models.utcnow(), **values)
+        .execution_options(synchronize_session=False))
 
 
 def _driver_codes(exc):
@@ -571,10 +592,7 @@ class API(volumes.VolumeQueries, resizes.MigrationQueries):
                     work_id=work['id'], action=work['action'],
                     instance_uuid=work['instance_uuid'])
             if instance:
-                session.execute(
-                    sa.update(models.Instance)
-                    .where(models.Instance.uuid == work['instance_uuid'])
-                    .values(updated_at=values['updated_at'], **instance))
+                _update_instance(session, work['instance_uuid'], instance)
         return dict(work, **values)
 
     def work_get_all(self, unfinished=False, conductor_host=None,

@@ -22,9 +22,6 @@ from nova_lite import exception
 MIGRATION_FIELDS = ('id', 'uuid', 'instance_uuid', 'source_host',
                     'dest_host', 'old_flavor', 'new_flavor', 'status',
                     'attempts', 'failed_hosts', 'created_at', 'updated_at')
-# The instance's flavor columns, which a migration snapshots.
-FLAVOR_COLUMNS = ('flavorid', 'flavor_name', 'vcpus', 'memory_mb',
-                  'root_gb')
 
 # Migration statuses, in the order a resize goes through them; a compute
 # step is done once the status is at or past the one it sets.
@@ -37,13 +34,6 @@ REVERTED = 'reverted'
 ERROR = 'error'
 PROGRESS = (SCHEDULING, PREPARED, MIGRATED, FINISHED)
 ENDED = (CONFIRMED, REVERTED, ERROR)
-
-
-def flavor_of(flavor):
-    """The instance columns of a ``flavors`` row (a dict)."""
-    return {'flavorid': flavor['flavorid'], 'flavor_name': flavor['name'],
-            'vcpus': flavor['vcpus'], 'memory_mb': flavor['memory_mb'],
-            'root_gb': flavor['root_gb']}
 
 
 def reached(migration, status):
@@ -81,14 +71,6 @@ def _migration_row(session, migration_uuid):
     return row
 
 
-def _update_instance(session, instance_uuid, values):
-    session.execute(
-        sa.update(models.Instance)
-        .where(models.Instance.uuid == instance_uuid)
-        .values(updated_at=models.utcnow(), **values)
-        .execution_options(synchronize_session=False))
-
-
 def _rekey_claim(session, from_consumer, to_consumer):
     session.execute(
         sa.update(models.Allocation)
@@ -103,9 +85,9 @@ class MigrationQueries:
     def resize_create(self, instance_uuid, migration_uuid, new_flavor,
                       conductor_host, task_state, allowed_vm_states):
         """Claim the instance for a resize to ``new_flavor`` (instance
-        columns, see ``flavor_of``), and record its migration and its
-        conductor work (step ``scheduling``), in one transaction; returns
-        the work.
+        columns, see ``db.api.flavor_columns``), and record its migration
+        and its conductor work (step ``scheduling``), in one transaction;
+        returns the work.
 
         Refused as ``instance_begin_action`` refuses, and with
         ``SameFlavor`` when the instance has that flavor already.
@@ -116,7 +98,7 @@ class MigrationQueries:
                 allowed_vm_states)
             if instance['flavorid'] == new_flavor['flavorid']:
                 raise exception.SameFlavor()
-            old_flavor = {key: instance[key] for key in FLAVOR_COLUMNS}
+            old_flavor = {key: instance[key] for key in db_api.FLAVOR_COLUMNS}
             session.add(models.Migration(
                 uuid=migration_uuid, instance_uuid=instance_uuid,
                 source_host=instance['host'],
@@ -213,7 +195,7 @@ class MigrationQueries:
             # Its task_state stays until the conductor records the end of
             # the resize: a finish it saw fail (a timeout) is rolled back
             # with no confirm or revert let in meanwhile.
-            _update_instance(session, row.instance_uuid, dict(
+            db_api._update_instance(session, row.instance_uuid, dict(
                 jsonutils.loads(row.new_flavor), host=host,
                 vm_state='resized', power_state='running', fault=None))
             return True
@@ -245,7 +227,8 @@ class MigrationQueries:
                     .values(**_migration_values(migration))
                     .execution_options(synchronize_session=False))
             if instance:
-                _update_instance(session, work['instance_uuid'], instance)
+                db_api._update_instance(session, work['instance_uuid'],
+                                        instance)
         return dict(work, **values)
 
     def migration_abort(self, migration_uuid):
@@ -281,7 +264,7 @@ class MigrationQueries:
                     instance_uuid=work['instance_uuid'])
             self._confirm(session, work['instance_uuid'],
                           work['migration_uuid'])
-            _update_instance(session, work['instance_uuid'],
+            db_api._update_instance(session, work['instance_uuid'],
                              dict(vm_state='active', task_state=None))
 
     def migration_confirm_deleted(self, instance_uuid):

@@ -1,6 +1,7 @@
 """nova-lite-api over real HTTP, in front of real daemons on a real broker:
 conductor, scheduler, two computes and the API, each its own process."""
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -42,6 +43,12 @@ class Deployment:
     def log(self, name):
         return self.daemons[name].log_text()
 
+    def start(self, name, binary, host, extra=None):
+        """Start (or start again) daemon ``name``; it is not waited for."""
+        self.daemons[name] = self.factory.start_daemon(binary, host,
+                                                       extra=extra)
+        return self.daemons[name]
+
 
 def _wait_up(db, daemon):
     try:
@@ -51,34 +58,42 @@ def _wait_up(db, daemon):
             daemon.binary, daemon.log_text()[-3000:]))
 
 
-@pytest.fixture(scope='module')
-def deployment(rabbit):
-    """One deployment for the module; a config of its own, so that the
-    function-scoped fixtures of other tests keep the global one."""
+@contextlib.contextmanager
+def api_deployment(rabbit, plan, api_host='api1', overrides=None):
+    """``plan`` (``{name: (binary, host, extra)}``) and nova-lite-api
+    (``api``, noauth2) as daemons, up and answering; a config of its own,
+    so that the function-scoped fixtures of other tests keep the global
+    one."""
     port = api.free_port()
     with nl_fixtures.ConfFixture(
             conf=cfg.ConfigOpts(), transport_url=rabbit.url,
-            overrides={'fake_driver': {
-                'operation_seconds': OPERATION_SECONDS}}) as conf_fixture, \
+            overrides=overrides) as conf_fixture, \
             nl_services.ServiceFactory(conf_fixture) as factory:
         db = db_api.API(conf_fixture.conf)
         migration.db_sync(db)
         env = Deployment(conf_fixture, factory, db, port)
-        plan = {'conductor': ('nova-lite-conductor', 'ctl1', None),
-                'scheduler': ('nova-lite-scheduler', 'ctl1', None),
-                'compute1': ('nova-lite-compute', 'cpu1', None),
-                'compute2': ('nova-lite-compute', 'cpu2', None),
-                'api': ('nova-lite-api', 'api1', {'api': {
-                    'host': '127.0.0.1', 'port': port,
-                    'auth_strategy': 'noauth2'}})}
+        plan = dict(plan, api=('nova-lite-api', api_host, {'api': {
+            'host': '127.0.0.1', 'port': port, 'auth_strategy': 'noauth2'}}))
         for name, (binary, host, extra) in plan.items():
-            env.daemons[name] = factory.start_daemon(binary, host,
-                                                     extra=extra)
+            env.start(name, binary, host, extra=extra)
         for daemon in env.daemons.values():
             _wait_up(db, daemon)
         api.wait_for_api(env.admin)
         yield env
         db.dispose()
+
+
+@pytest.fixture(scope='module')
+def deployment(rabbit):
+    """One deployment for the module."""
+    with api_deployment(rabbit, {
+            'conductor': ('nova-lite-conductor', 'ctl1', None),
+            'scheduler': ('nova-lite-scheduler', 'ctl1', None),
+            'compute1': ('nova-lite-compute', 'cpu1', None),
+            'compute2': ('nova-lite-compute', 'cpu2', None)},
+            overrides={'fake_driver': {
+                'operation_seconds': OPERATION_SECONDS}}) as env:
+        yield env
 
 
 def _create(client, name, flavor='1'):

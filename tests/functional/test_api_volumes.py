@@ -5,47 +5,25 @@ nova_lite.coordination (file backend, the daemons' state_path), exactly as
 a conductor workflow holds them."""
 
 import pytest
-from oslo_config import cfg
 
 from nova_lite import coordination
-from nova_lite.db import api as db_api
-from nova_lite.db import migration
 from nova_lite.testing import api
-from nova_lite.testing import fixtures as nl_fixtures
 from nova_lite.testing import locks
-from nova_lite.testing import services as nl_services
 from nova_lite.testing import waiters
-from tests.functional.test_api import _wait_up
-from tests.functional.test_api import Deployment
+from tests.functional import test_api
 
 VOLUMES = '/v2.1/os-volumes'
 
 
 @pytest.fixture(scope='module')
 def deployment(rabbit):
-    port = api.free_port()
-    with nl_fixtures.ConfFixture(
-            conf=cfg.ConfigOpts(), transport_url=rabbit.url,
-            overrides={'fake_driver': {'operation_seconds': 0.1}}
-            ) as conf_fixture, \
-            nl_services.ServiceFactory(conf_fixture) as factory:
-        db = db_api.API(conf_fixture.conf)
-        migration.db_sync(db)
-        env = Deployment(conf_fixture, factory, db, port)
-        plan = {'conductor': ('nova-lite-conductor', 'vctl', None),
-                'scheduler': ('nova-lite-scheduler', 'vctl', None),
-                'compute': ('nova-lite-compute', 'vcpu', None),
-                'api': ('nova-lite-api', 'vapi', {'api': {
-                    'host': '127.0.0.1', 'port': port,
-                    'auth_strategy': 'noauth2'}})}
-        for name, (binary, host, extra) in plan.items():
-            env.daemons[name] = factory.start_daemon(binary, host,
-                                                     extra=extra)
-        for daemon in env.daemons.values():
-            _wait_up(db, daemon)
-        api.wait_for_api(env.admin)
+    with test_api.api_deployment(rabbit, {
+            'conductor': ('nova-lite-conductor', 'vctl', None),
+            'scheduler': ('nova-lite-scheduler', 'vctl', None),
+            'compute': ('nova-lite-compute', 'vcpu', None)},
+            api_host='vapi',
+            overrides={'fake_driver': {'operation_seconds': 0.1}}) as env:
         yield env
-        db.dispose()
 
 
 def _server(env, name):

@@ -13,16 +13,12 @@ import random
 
 import pytest
 import sqlalchemy as sa
-from oslo_config import cfg
 
 from nova_lite import concurrency
-from nova_lite.db import api as db_api
-from nova_lite.db import migration
 from nova_lite.db import models
 from nova_lite.testing import api
-from nova_lite.testing import fixtures as nl_fixtures
-from nova_lite.testing import services as nl_services
 from nova_lite.testing import waiters
+from tests.functional import test_api
 
 SERVERS = '/v2.1/servers'
 COMPUTES = ('cpu1', 'cpu2', 'cpu3')
@@ -34,32 +30,8 @@ FLAVORS = (('r1', 1, 256, 1), ('r2', 2, 512, 2), ('r3', 3, 768, 3))
 RESIZE_STEPS = ('scheduling', 'prep', 'resize', 'finish')
 
 
-class Cloud:
-    def __init__(self, conf_fixture, factory, db, port):
-        self.conf_fixture = conf_fixture
-        self.factory = factory
-        self.db = db
-        self.admin = api.APIClient('http://127.0.0.1:%d' % port,
-                                   token='admin:admin')
-        self.daemons = {}
-
-    def start(self, name, binary, host, extra=None):
-        daemon = self.factory.start_daemon(binary, host, extra=extra)
-        self.daemons[name] = daemon
-        return daemon
-
-
-def _wait_up(db, daemon):
-    try:
-        waiters.wait_for_service(db, daemon.host, daemon.binary)
-    except waiters.WaitTimeout:
-        pytest.fail('%s never came up; its log:\n%s' % (
-            daemon.binary, daemon.log_text()[-3000:]))
-
-
 @pytest.fixture(scope='module')
 def cloud(rabbit):
-    port = api.free_port()
     overrides = {
         'fake_driver': {'operation_seconds': 0.3},
         'scheduler': {'cpu_allocation_ratio': 1.0,
@@ -67,28 +39,16 @@ def cloud(rabbit):
                       'disk_allocation_ratio': 1.0,
                       'max_attempts': 3},
         'compute': dict(CAPACITY)}
-    with nl_fixtures.ConfFixture(conf=cfg.ConfigOpts(),
-                                 transport_url=rabbit.url,
-                                 overrides=overrides) as conf_fixture, \
-            nl_services.ServiceFactory(conf_fixture) as factory:
-        db = db_api.API(conf_fixture.conf)
-        migration.db_sync(db)
+    plan = {host: ('nova-lite-conductor', host, None) for host in CONDUCTORS}
+    plan['scheduler'] = ('nova-lite-scheduler', 'sch1', None)
+    plan.update((host, ('nova-lite-compute', host, None))
+                for host in COMPUTES)
+    with test_api.api_deployment(rabbit, plan,
+                                 overrides=overrides) as env:
         for flavorid, vcpus, memory_mb, root_gb in FLAVORS:
-            db.flavor_create('resize.%s' % flavorid, vcpus, memory_mb,
-                             root_gb, flavorid)
-        env = Cloud(conf_fixture, factory, db, port)
-        for host in CONDUCTORS:
-            env.start(host, 'nova-lite-conductor', host)
-        env.start('scheduler', 'nova-lite-scheduler', 'sch1')
-        for host in COMPUTES:
-            env.start(host, 'nova-lite-compute', host)
-        env.start('api', 'nova-lite-api', 'api1', extra={'api': {
-            'host': '127.0.0.1', 'port': port, 'auth_strategy': 'noauth2'}})
-        for daemon in env.daemons.values():
-            _wait_up(db, daemon)
-        api.wait_for_api(env.admin)
+            env.db.flavor_create('resize.%s' % flavorid, vcpus, memory_mb,
+                                 root_gb, flavorid)
         yield env
-        db.dispose()
 
 
 def _servers(env, count, flavor='r1'):
@@ -305,7 +265,7 @@ def test_a_conductor_killed_mid_resize_20_times(cloud):
             flavors[server_id]
         _settled(env.db, server_ids)
         assert _claims_problems(env.db) == [], (round_no, killed_at)
-        _wait_up(env.db, restarted)
+        test_api._wait_up(env.db, restarted)
     # The kills landed at more than one step.
     assert len(set(killed_at)) > 1, killed_at
     _delete_all(env, server_ids)

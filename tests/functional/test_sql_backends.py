@@ -196,12 +196,16 @@ print(json.dumps(results), flush=True)
 '''
 
 
-def _contend(conf_fixture, method, args, processes=3, threads=4):
-    """Outcomes of processes x threads simultaneous ``method`` calls."""
+def run_contenders(conf_fixture, script, method, args, processes=3,
+                   threads=4):
+    """Outcomes of processes x threads simultaneous calls: ``script``
+    run by each process, with argv ``config method threads args name``;
+    it prints "ready", waits for "go" on stdin, then prints its threads'
+    outcomes as a JSON list."""
     path = conf_fixture.write_config_file('contender.conf')
     env = dict(os.environ, NOVA_LITE_CONCURRENCY_BACKEND='threading')
     children = [subprocess.Popen(
-        [sys.executable, '-c', _CONTENDER, path, method, str(threads),
+        [sys.executable, '-c', script, path, method, str(threads),
          json.dumps(args), 'c%d' % n], stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for n in range(processes)]
@@ -217,11 +221,16 @@ def _contend(conf_fixture, method, args, processes=3, threads=4):
             out, err = child.communicate(timeout=60)
             assert child.returncode == 0, err
             outcomes += json.loads(out)
-        return sorted(outcomes)
+        return outcomes
     finally:
         for child in children:
             if child.poll() is None:
                 child.kill()
+
+
+def _contend(conf_fixture, method, args):
+    """Outcomes of 3 x 4 simultaneous ``method`` calls, sorted."""
+    return sorted(run_contenders(conf_fixture, _CONTENDER, method, args))
 
 
 def test_of_concurrent_guarded_actions_exactly_one_wins(db, conf_fixture):

@@ -2,11 +2,6 @@
 and their compare-and-swaps under real concurrency (several processes,
 several threads each, released at once)."""
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 from nova_lite import exception
@@ -64,30 +59,8 @@ def _contend(conf_fixture, method, *args):
     """[outcome, device] of each of PROCESSES x THREADS simultaneous
     ``db.<method>(*args)`` calls, '%(me)s' in an arg being the caller's
     name (c<process>-<thread>)."""
-    path = conf_fixture.write_config_file('volume-contender.conf')
-    env = dict(os.environ, NOVA_LITE_CONCURRENCY_BACKEND='threading')
-    children = [subprocess.Popen(
-        [sys.executable, '-c', _CONTENDER, path, method, str(THREADS),
-         json.dumps(args), 'c%d' % n], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for n in range(PROCESSES)]
-    try:
-        for child in children:
-            line = child.stdout.readline()
-            assert line == 'ready\n', line + child.stderr.read()
-        for child in children:
-            child.stdin.write('go\n')
-            child.stdin.flush()
-        outcomes = []
-        for child in children:
-            out, err = child.communicate(timeout=60)
-            assert child.returncode == 0, err
-            outcomes += json.loads(out)
-        return outcomes
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
+    return test_sql_backends.run_contenders(
+        conf_fixture, _CONTENDER, method, args, PROCESSES, THREADS)
 
 
 def test_volume_states_and_errors(db):
