@@ -95,9 +95,12 @@ class BaseRPCAPI(rpc.RPCAPIBase):
         # [upgrade_levels] caps the role APIs; baseapi is versioned apart.
         return None
 
-    def ping(self, ctxt, arg, host=None, timeout=None):
-        """Call ``ping`` on ``host`` (or any service of the topic)."""
-        cctxt = self.client.prepare(server=host, timeout=timeout)
+    def ping(self, ctxt, arg, host=None, timeout=None, retry=None):
+        """Call ``ping`` on ``host`` (or any service of the topic);
+        ``retry`` bounds the reconnections while sending (None: for
+        ever, oslo.messaging's default)."""
+        cctxt = self.client.prepare(server=host, timeout=timeout,
+                                    retry=retry)
         return cctxt.call(ctxt, 'ping', arg=arg)
 
     def inflight(self, ctxt, sent_at, sleep, host=None, timeout=None):

@@ -244,3 +244,8 @@ class MigrationNotFound(NovaLiteException):
 
 class SameFlavor(InvalidInput):
     msg_fmt = 'When resizing, instances must change flavor!'
+
+
+class MetricsListenError(NovaLiteException):
+    msg_fmt = ('Cannot listen for /metrics on %(host)s:%(port)s: %(reason)s '
+               '(see [metrics] bind_host and port)')

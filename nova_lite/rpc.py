@@ -5,10 +5,24 @@ process, as Nova does; rpcapi classes then get clients from here.  Servers
 use the executor of the concurrency backend (eventlet or threading) and
 ``DefaultRPCAccessPolicy`` (methods starting with ``_`` are never callable
 remotely), and count their busy workers.
+
+Every message is timed (``nova_lite.metrics.rpc_timing``):
+
+    sender                          broker           server process
+    serialize: stamp (wall clock) ──queue──▶ _on_incoming: received
+                                           ──executor_wait──▶ dispatch starts
+                                           ──handling──▶ dispatch returns
+
+The stamp rides in the context (``metrics.stamps``); the receipt is taken
+in the server's listener thread as the message leaves the driver, before
+it waits for an executor worker.  Clients are wrapped (``TimedClient``) so
+that a call is timed to its reply and a cast to the broker's publish
+confirm (oslo.messaging's rabbit driver publishes with confirms).
 """
 
 import re
 import threading
+import time
 import weakref
 
 import oslo_messaging as messaging
@@ -20,6 +34,9 @@ from oslo_serialization import jsonutils
 from nova_lite import concurrency
 from nova_lite import context as nova_context
 from nova_lite import exception
+from nova_lite.metrics import registry as metrics_registry
+from nova_lite.metrics import rpc_timing
+from nova_lite.metrics import stamps
 from nova_lite import utils
 
 LOG = logging.getLogger(__name__)
@@ -43,6 +60,8 @@ def init(conf):
     if TRANSPORT is not None:
         return
     LOG.info('Using message broker %s', utils.mask_url(conf.transport_url))
+    stamps.configure(conf.host)
+    rpc_timing.configure(conf)
     try:
         TRANSPORT = messaging.get_rpc_transport(
             conf, allowed_remote_exmods=ALLOWED_EXMODS)
@@ -101,18 +120,67 @@ class RequestContextSerializer(messaging.Serializer):
         # Leave out what from_dict() assumes for a missing key (None, False,
         # empty) and the derived user_identity: the context rides in every
         # message, JSON-encoded twice by the rabbit driver's envelope.
-        return {key: value for key, value in context.to_dict().items()
-                if value not in _CONTEXT_DEFAULTS
-                and key not in _DERIVED_CONTEXT_KEYS}
+        values = {key: value for key, value in context.to_dict().items()
+                  if value not in _CONTEXT_DEFAULTS
+                  and key not in _DERIVED_CONTEXT_KEYS}
+        # Serialized just before the publish: the sender's stamp.
+        values[stamps.CONTEXT_KEY] = stamps.make()
+        return values
 
     def deserialize_context(self, context):
         return nova_context.from_dict(context)
 
 
 def get_client(target, version_cap=None, timeout=None):
-    return messaging.get_rpc_client(
+    """An RPC client whose every call and cast is timed (``TimedClient``)."""
+    return TimedClient(messaging.get_rpc_client(
         _transport(), target, version_cap=version_cap, timeout=timeout,
-        serializer=RequestContextSerializer(JsonPayloadSerializer()))
+        serializer=RequestContextSerializer(JsonPayloadSerializer())),
+        target.topic)
+
+
+def _outcome(exc):
+    if isinstance(exc, messaging.MessagingTimeout):
+        return 'timeout'
+    return type(exc).__name__
+
+
+class TimedClient:
+    """An oslo.messaging RPC client (or prepared call context) whose
+    ``call`` and ``cast`` are timed per topic and method, by outcome."""
+
+    def __init__(self, client, topic):
+        self._client = client
+        self._topic = topic
+
+    def prepare(self, **kwargs):
+        return TimedClient(self._client.prepare(**kwargs),
+                           kwargs.get('topic') or self._topic)
+
+    def can_send_version(self, *args, **kwargs):
+        return self._client.can_send_version(*args, **kwargs)
+
+    def call(self, ctxt, method, **kwargs):
+        return self._timed('call', self._client.call, ctxt, method, kwargs)
+
+    def cast(self, ctxt, method, **kwargs):
+        return self._timed('cast', self._client.cast, ctxt, method, kwargs)
+
+    def _timed(self, kind, send, ctxt, method, kwargs):
+        start = time.monotonic()
+        outcome = 'ok'
+        try:
+            return send(ctxt, method, **kwargs)
+        except Exception as exc:
+            outcome = _outcome(exc)
+            raise
+        finally:
+            rpc_timing.observe_client(self._topic, method, kind,
+                                      time.monotonic() - start, outcome)
+
+    def __getattr__(self, name):
+        # target, version_cap, timeout, ...: the wrapped client's.
+        return getattr(self._client, name)
 
 
 class _BusyCount:
@@ -130,8 +198,17 @@ class _BusyCount:
 BUSY_WORKERS = _BusyCount()
 
 
-class CountingRPCServer(rpc_server.RPCServer):
-    """An RPC server whose executor workers are counted while busy."""
+class TimedRPCServer(rpc_server.RPCServer):
+    """An RPC server that stamps each message's receipt and counts its
+    executor workers while busy."""
+
+    def _on_incoming(self, incoming):
+        # The listener's thread, as the messages leave the driver: what
+        # follows until the handler starts is waiting for a worker.
+        received = (time.time(), time.monotonic())
+        for message in incoming:
+            message.nova_lite_received = received
+        super()._on_incoming(incoming)
 
     def _process_incoming(self, incoming):
         BUSY_WORKERS.add(1)
@@ -156,12 +233,74 @@ class RPCAccessPolicy(dispatcher.DefaultRPCAccessPolicy):
                 method not in getattr(endpoint, 'RPC_PRIVATE', ()))
 
 
+def documented_methods(endpoints, access_policy):
+    """``{(namespace, method)}`` that RPC may reach on ``endpoints``: the
+    only method labels the timings use (anything else is ``_unknown``)."""
+    methods = set()
+    for endpoint in endpoints:
+        target = getattr(endpoint, 'target', None)
+        namespace = target.namespace if target is not None else None
+        for name in dir(type(endpoint)):
+            if (not name.startswith('_') and name != 'target' and
+                    callable(getattr(type(endpoint), name, None)) and
+                    access_policy.is_allowed(endpoint, name)):
+                methods.add((namespace, name))
+    return frozenset(methods)
+
+
+class TimedDispatcher(dispatcher.RPCDispatcher):
+    """Times each message's handling (and its wait for a worker) under
+    ``topic`` and its method, if documented."""
+
+    def __init__(self, topic, endpoints, serializer, access_policy):
+        super().__init__(endpoints, serializer, access_policy)
+        self._topic = topic
+        self._methods = documented_methods(endpoints, self.access_policy)
+
+    def _method_label(self, message):
+        method = message.get('method')
+        if (message.get('namespace'), method) in self._methods:
+            return method
+        return metrics_registry.UNKNOWN_METHOD
+
+    def dispatch(self, incoming):
+        started = time.monotonic()
+        outcome = 'ok'
+        try:
+            return super().dispatch(incoming)
+        except dispatcher.ExpectedException as exc:
+            outcome = exc.exc_info[0].__name__
+            raise
+        except Exception as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            self._observe(incoming, started, time.monotonic(), outcome)
+
+    def _observe(self, incoming, started, ended, outcome):
+        received_at, received_mono = getattr(
+            incoming, 'nova_lite_received', (time.time(), started))
+        ctxt = incoming.ctxt if isinstance(incoming.ctxt, dict) else {}
+        queue, skewed = stamps.queue_seconds(ctxt.get(stamps.CONTEXT_KEY),
+                                             received_at)
+        # A call carries a reply queue (rabbit: reply_q; fake: _reply_q).
+        is_call = (getattr(incoming, 'reply_q', None) or
+                   getattr(incoming, '_reply_q', None))
+        rpc_timing.observe_server(
+            self._topic, self._method_label(incoming.message),
+            'call' if is_call else 'cast', queue,
+            max(0.0, started - received_mono), ended - started, outcome,
+            skewed=skewed)
+
+
 def get_server(target, endpoints):
-    return messaging.get_rpc_server(
-        _transport(), target, endpoints, executor=concurrency.RPC_EXECUTOR,
-        serializer=RequestContextSerializer(JsonPayloadSerializer()),
-        access_policy=RPCAccessPolicy,
-        server_cls=CountingRPCServer)
+    """An RPC server of ``endpoints`` on ``target``, every message timed
+    (oslo.messaging's ``get_rpc_server``, with our dispatcher)."""
+    serializer = RequestContextSerializer(JsonPayloadSerializer())
+    return TimedRPCServer(
+        _transport(), target,
+        TimedDispatcher(target.topic, endpoints, serializer, RPCAccessPolicy),
+        concurrency.RPC_EXECUTOR)
 
 
 def get_notifier(publisher_id):

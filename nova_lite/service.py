@@ -37,6 +37,7 @@ from nova_lite import concurrency
 from nova_lite import context as nova_context
 from nova_lite.db import api as db_api
 from nova_lite import exception
+from nova_lite.metrics import endpoint as metrics_endpoint
 from nova_lite import rpc
 from nova_lite import utils
 
@@ -83,6 +84,14 @@ class Service:
                                    binary=binary)
         self.service_id = None
         self.rpcserver = None
+        # The process's /metrics address (set by serve() before start),
+        # written to the service's row.
+        self.metrics_address = None
+        # Wall clock of the last heartbeat that succeeded, and of the first
+        # of the attempts failing since (None while they succeed): the
+        # database:heartbeat health check.
+        self.heartbeat_ok_at = None
+        self.heartbeat_failed_at = None
         self._stopping = concurrency.Event()
         self._threads = []
 
@@ -111,8 +120,10 @@ class Service:
         # Set only once started: stop() must not wait on a half-started one.
         self.rpcserver = server
         row = self.db.service_register(self.host, self.binary, self.topic,
-                                       self.version)
+                                       self.version,
+                                       metrics_address=self.metrics_address)
         self.service_id = row['id']
+        self.heartbeat_ok_at = time.time()
         self._threads = [concurrency.spawn(self._heartbeat_loop),
                          concurrency.spawn(self._periodic_loop)]
         self.manager.post_start_hook()
@@ -132,6 +143,11 @@ class Service:
                 # A DB blip must not end liveness reporting for good.
                 LOG.exception('Heartbeat of %s failed; retrying in %ss',
                               self.binary, interval)
+                if self.heartbeat_failed_at is None:
+                    self.heartbeat_failed_at = time.time()
+            else:
+                self.heartbeat_ok_at = time.time()
+                self.heartbeat_failed_at = None
 
     def _periodic_loop(self):
         delay = random.uniform(0, self.conf.periodic_fuzzy_delay)
@@ -212,6 +228,8 @@ def serve(services):
     requests = []
     started = []
     errors = []
+    # One per process: nova-lite-all's services share its listener.
+    endpoint = metrics_endpoint.ProcessEndpoint(conf, services[0].version)
 
     def _on_signal(signum, _frame):
         requests.append(signum)
@@ -219,10 +237,13 @@ def serve(services):
 
     def _start_all():
         try:
+            endpoint.start()
             for svc in services:
+                svc.metrics_address = endpoint.address
                 # Listed first: a signal during start() still stops it.
                 started.append(svc)
                 svc.start()
+                endpoint.watch(svc)
         except Exception as exc:
             errors.append(exc)
             requests.append(None)
@@ -261,6 +282,7 @@ def serve(services):
     stoppers = [concurrency.spawn(svc.stop, budget)
                 for svc in reversed(started)]
     clean = all([stopper.wait() for stopper in stoppers])
+    endpoint.stop()
     if errors:
         raise errors[0]
     return clean

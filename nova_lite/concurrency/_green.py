@@ -316,7 +316,8 @@ class _GreenWSGIServer:
 
     kind = 'eventlet.wsgi'
 
-    def __init__(self, app, host, port, pool_size):
+    def __init__(self, app, host, port, pool_size, read_timeout=None,
+                 bounded=False):
         # No SO_REUSEPORT (eventlet's default): a second server on a port
         # in use must fail, not share it.
         self._sock = eventlet.listen((host, port), reuse_port=False)
@@ -328,7 +329,8 @@ class _GreenWSGIServer:
         self._thread = eventlet.spawn(
             eventlet_wsgi.server, self._sock, app, custom_pool=self._pool,
             log=logging.getLogger('eventlet.wsgi.server'), log_output=False,
-            debug=False, keepalive=10, socket_timeout=60)
+            debug=False, keepalive=read_timeout or 10,
+            socket_timeout=read_timeout or 60)
 
     def stop(self, timeout):
         """Stop accepting (idle connections are closed), then wait up to
@@ -339,8 +341,11 @@ class _GreenWSGIServer:
         return self._pool.running() == 0
 
 
-def serve_wsgi(app, host, port, pool_size):
+def serve_wsgi(app, host, port, pool_size, read_timeout=None,
+               bounded=False):
     """Listen on ``host:port`` (``OSError`` if it cannot) and serve
     ``app`` with eventlet's WSGI server; returns the server (``port``,
-    ``stop(timeout)``)."""
-    return _GreenWSGIServer(app, host, port, pool_size)
+    ``stop(timeout)``).  ``read_timeout`` closes a connection idle that
+    long.  The pool always bounds the connections served at once (more
+    wait in the listen backlog), so ``bounded`` changes nothing here."""
+    return _GreenWSGIServer(app, host, port, pool_size, read_timeout)

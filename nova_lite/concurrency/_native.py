@@ -185,12 +185,17 @@ class _PooledWSGIServer(simple_server.WSGIServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, app, host, port, pool_size):
+    def __init__(self, app, host, port, pool_size, read_timeout=None,
+                 bounded=False):
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=pool_size, thread_name_prefix='nova-lite-wsgi')
+        self._pool_size = pool_size
+        self._bounded = bounded
         self._busy = 0
         self._idle = threading.Condition()
-        super().__init__((host, port), _QuietHandler)
+        handler = type('_Handler', (_QuietHandler,),
+                       {'timeout': read_timeout})
+        super().__init__((host, port), handler)
         self.set_app(app)
 
     def server_bind(self):
@@ -201,6 +206,11 @@ class _PooledWSGIServer(simple_server.WSGIServer):
 
     def process_request(self, request, client_address):
         with self._idle:
+            if self._bounded and self._busy >= self._pool_size:
+                # Every worker holds a connection: refuse this one rather
+                # than queue it without bound.
+                self.shutdown_request(request)
+                return
             self._busy += 1
         self._pool.submit(self._serve, request, client_address)
 
@@ -222,8 +232,10 @@ class _PooledWSGIServer(simple_server.WSGIServer):
 class _NativeWSGIServer:
     kind = 'wsgiref, threaded'
 
-    def __init__(self, app, host, port, pool_size):
-        self._server = _PooledWSGIServer(app, host, port, pool_size)
+    def __init__(self, app, host, port, pool_size, read_timeout=None,
+                 bounded=False):
+        self._server = _PooledWSGIServer(app, host, port, pool_size,
+                                         read_timeout, bounded)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={'poll_interval': 0.1},
@@ -245,8 +257,12 @@ class _NativeWSGIServer:
         return drained
 
 
-def serve_wsgi(app, host, port, pool_size):
+def serve_wsgi(app, host, port, pool_size, read_timeout=None,
+               bounded=False):
     """Listen on ``host:port`` (``OSError`` if it cannot) and serve
     ``app`` from a pool of ``pool_size`` native threads; returns the
-    server (``port``, ``stop(timeout)``)."""
-    return _NativeWSGIServer(app, host, port, pool_size)
+    server (``port``, ``stop(timeout)``).  ``read_timeout`` closes a
+    connection idle that long; ``bounded`` closes connections beyond
+    ``pool_size`` at once instead of queueing them."""
+    return _NativeWSGIServer(app, host, port, pool_size, read_timeout,
+                             bounded)

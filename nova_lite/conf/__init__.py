@@ -13,6 +13,7 @@ from nova_lite.conf import database
 from nova_lite.conf import fake_driver
 from nova_lite.conf import inflight
 from nova_lite.conf import messaging
+from nova_lite.conf import metrics
 from nova_lite.conf import qemu
 from nova_lite.conf import scheduler
 from nova_lite.conf import statsd
@@ -20,7 +21,7 @@ from nova_lite.conf import upgrade_levels
 
 # Every group module, in the order the sample config lists them.
 GROUP_MODULES = (base, messaging, database, upgrade_levels, inflight, statsd,
-                 conductor, compute, fake_driver, qemu, api, scheduler,
+                 metrics, conductor, compute, fake_driver, qemu, api, scheduler,
                  coordination)
 
 

@@ -38,7 +38,7 @@ LOG = logging.getLogger(__name__)
 
 SERVICE_FIELDS = ('id', 'host', 'binary', 'topic', 'version', 'report_count',
                   'disabled', 'disabled_reason', 'last_seen_up',
-                  'created_at', 'updated_at')
+                  'metrics_address', 'created_at', 'updated_at')
 SAMPLE_FIELDS = ('topic', 'host', 'binary', 'to_service', 'in_service',
                  'greenthread_overhead', 'from_service', 'total',
                  'clock_offset', 'skew', 'greenthreads', 'workers', 'backend',
@@ -349,8 +349,12 @@ class API(volumes.VolumeQueries, resizes.MigrationQueries):
 
     # -- services --------------------------------------------------------
 
-    def service_register(self, host, binary, topic, version):
-        """Create or refresh the (host, binary) row; returns it as a dict."""
+    def service_register(self, host, binary, topic, version,
+                         metrics_address=None):
+        """Create or refresh the (host, binary) row; returns it as a dict.
+
+        ``metrics_address`` (``host:port`` of the process's /metrics, or
+        None without one) replaces the row's."""
         with self._session() as session, session.begin():
             row = session.scalars(sa.select(models.Service).filter_by(
                 host=host, binary=binary)).one_or_none()
@@ -361,6 +365,7 @@ class API(volumes.VolumeQueries, resizes.MigrationQueries):
                 session.add(row)
             row.topic = topic
             row.version = version
+            row.metrics_address = metrics_address
             row.last_seen_up = models.utcnow()
             session.flush()
             return _as_dict(row, SERVICE_FIELDS)

@@ -53,6 +53,27 @@ class Service(TimestampMixin, Base):
     # Written by every heartbeat; what up/down is judged on.
     last_seen_up: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
         DateTime)
+    # host:port of the process's /metrics listener; None without one.
+    metrics_address: orm.Mapped[str | None] = orm.mapped_column(
+        sa.String(255))
+
+
+class HostClock(Base):
+    """A host's clock offset to the reference clock (the database
+    server's), NTP-style from the lowest-round-trip probes of a window."""
+
+    __tablename__ = 'host_clocks'
+
+    host: orm.Mapped[str] = orm.mapped_column(sa.String(255),
+                                              primary_key=True)
+    # This host's wall clock minus the reference, and the error bound
+    # (half the lowest round trip), in ms.
+    offset_ms: orm.Mapped[float] = orm.mapped_column(sa.Float)
+    bound_ms: orm.Mapped[float] = orm.mapped_column(sa.Float)
+    # The inflight daemon's host that measured it.
+    measured_by: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        DateTime, default=utcnow, onupdate=utcnow)
 
 
 class Instance(TimestampMixin, Base):

@@ -1,0 +1,86 @@
+"""Where every RPC's timings go: Prometheus and, when enabled, statsd.
+
+The RPC plumbing (``nova_lite.rpc``) measures; this module records:
+
+- server side, per message: ``queue`` (the sender's stamp to receipt),
+  ``executor_wait`` (receipt to the handler's start) and ``handling`` (the
+  handler, with its outcome);
+- client side: a ``call`` from send to reply or timeout, a ``cast`` from
+  send to the broker's publish confirm.
+
+statsd names (ms timers; ``[statsd] rpc_sample_rate``)::
+
+    PREFIX.rpc.server.TOPIC.METHOD.{queue,executor_wait,handling}
+    PREFIX.rpc.server.TOPIC.METHOD.error              counter
+    PREFIX.rpc.client.TOPIC.METHOD.{call,cast}
+    PREFIX.rpc.client.TOPIC.METHOD.{error,timeout}    counters
+
+The labelled Prometheus children are cached: ``labels()`` takes a lock and
+builds a key on every use, and this runs for every message.
+"""
+
+import statsd
+
+from nova_lite.metrics import registry
+
+_STATSD = {'client': None, 'rate': 1.0}
+_CHILDREN = {}
+
+
+def configure(conf):
+    """Send RPC timings to statsd too when ``[statsd] enabled``."""
+    if conf.statsd.enabled:
+        _STATSD['client'] = statsd.StatsClient(
+            conf.statsd.host, conf.statsd.port, prefix=conf.statsd.prefix)
+        _STATSD['rate'] = conf.statsd.rpc_sample_rate
+    else:
+        _STATSD['client'] = None
+
+
+def _child(metric, *labels):
+    key = (metric, labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*labels)
+    return child
+
+
+def observe_server(topic, method, kind, queue, executor_wait, handling,
+                   outcome, skewed=False):
+    """One handled message; ``queue`` is None for an unstamped one."""
+    if queue is None:
+        _child(registry.RPC_UNSTAMPED, topic, method).inc()
+    else:
+        if skewed:
+            _child(registry.RPC_CLOCK_SKEW, topic, method).inc()
+        _child(registry.RPC_SERVER_QUEUE, topic, method, kind).observe(queue)
+    _child(registry.RPC_SERVER_EXECUTOR_WAIT, topic, method,
+           kind).observe(executor_wait)
+    _child(registry.RPC_SERVER_HANDLING, topic, method, kind,
+           outcome).observe(handling)
+    client = _STATSD['client']
+    if client is not None:
+        rate = _STATSD['rate']
+        base = 'rpc.server.%s.%s.' % (topic, method)
+        with client.pipeline() as pipe:
+            if queue is not None:
+                pipe.timing(base + 'queue', queue * 1000.0, rate)
+            pipe.timing(base + 'executor_wait', executor_wait * 1000.0, rate)
+            pipe.timing(base + 'handling', handling * 1000.0, rate)
+            if outcome != 'ok':
+                pipe.incr(base + 'error', 1, rate)
+
+
+def observe_client(topic, method, kind, seconds, outcome):
+    """One call (send to reply or timeout) or cast (send to confirm)."""
+    _child(registry.RPC_CLIENT, topic, method, kind, outcome).observe(seconds)
+    client = _STATSD['client']
+    if client is not None:
+        rate = _STATSD['rate']
+        base = 'rpc.client.%s.%s.' % (topic, method)
+        with client.pipeline() as pipe:
+            pipe.timing(base + kind, seconds * 1000.0, rate)
+            if outcome == 'timeout':
+                pipe.incr(base + 'timeout', 1, rate)
+            elif outcome != 'ok':
+                pipe.incr(base + 'error', 1, rate)
