@@ -55,7 +55,8 @@ class InflightManager(manager.Manager):
                 reason='[inflight] ping_timeout (%s) must be greater than '
                        'sleep_seconds (%s), or every probe times out' % (
                            opts.ping_timeout, opts.sleep_seconds))
-        self._sinks = [sinks.DatabaseSink(self.conf, self.db)]
+        self._sinks = [sinks.DatabaseSink(self.conf, self.db),
+                       sinks.PrometheusSink(self.conf)]
         if self.conf.statsd.enabled:
             self._sinks.append(sinks.StatsdSink(self.conf))
         self._queues = queues.QueueInspector(self.conf)
@@ -101,7 +102,7 @@ class InflightManager(manager.Manager):
         depths = self._queues.depths(sorted({s['topic'] for s in services}))
         for sink in self._sinks:
             try:
-                sink.emit(samples, depths)
+                sink.emit(samples, depths, services)
             except Exception:
                 LOG.exception('Inflight sink %s failed', type(sink).__name__)
         summary = self._summarize(samples, depths,

@@ -1,9 +1,15 @@
-"""Where probe rounds go: statsd, the database, the log."""
+"""Where probe rounds go: statsd, Prometheus, the database, the log.
+
+Every sink has ``emit(samples, queues, services)``: the round's samples,
+each topic's queue depth (or None) and the service rows probed.
+"""
 
 import statsd
 from oslo_log import log as logging
 
 from nova_lite.inflight import probe
+from nova_lite.metrics import registry
+from nova_lite import servicegroup
 
 LOG = logging.getLogger(__name__)
 
@@ -28,7 +34,7 @@ class StatsdSink:
         self.client = statsd.StatsClient(conf.statsd.host, conf.statsd.port,
                                          prefix=conf.statsd.prefix)
 
-    def emit(self, samples, queues):
+    def emit(self, samples, queues, services=()):
         # A pipeline packs the round into as few UDP datagrams as it can.
         with self.client.pipeline() as pipe:
             for sample in samples:
@@ -61,9 +67,78 @@ class DatabaseSink:
         self.db = db
         self.retention = conf.inflight.sample_retention
 
-    def emit(self, samples, queues):
+    def emit(self, samples, queues, services=()):
         self.db.inflight_samples_add([s.as_dict() for s in samples])
         purged = self.db.inflight_samples_purge(self.retention)
         if purged:
             LOG.debug('Purged %d inflight samples older than %ss', purged,
                       self.retention)
+
+
+class PrometheusSink:
+    """The inflight daemon's series on its /metrics (README, *Observability*):
+
+    nova_lite_inflight_seconds{topic,phase}          histogram, per topic
+    nova_lite_inflight_last_seconds{topic,host,phase} gauge, per service
+                                  ([metrics] per_service_series)
+    nova_lite_inflight_timeouts_total{topic,host}
+    nova_lite_service_reachable{topic,host}          1: last probe answered
+    nova_lite_service_up{topic,host}                 1: heartbeat recent
+    nova_lite_queue_messages{queue}, nova_lite_queue_consumers{queue}
+
+    A service that leaves the services table leaves these series too.
+    """
+
+    def __init__(self, conf):
+        self.per_service = conf.metrics.per_service_series
+        self.service_down_time = conf.service_down_time
+        self._known = set()
+
+    def emit(self, samples, queues, services=()):
+        seen = set()
+        for sample in samples:
+            key = (sample.topic, sample.host or '*')
+            seen.add(key)
+            registry.SERVICE_REACHABLE.labels(*key).set(
+                1 if sample.answered else 0)
+            if sample.timed_out:
+                registry.INFLIGHT_TIMEOUTS.labels(*key).inc()
+            if not sample.answered:
+                continue
+            for phase in probe.PHASES:
+                value = getattr(sample, phase)
+                if value is None:
+                    continue
+                registry.INFLIGHT_SECONDS.labels(sample.topic, phase).observe(
+                    value / 1000.0)
+                if self.per_service:
+                    registry.INFLIGHT_LAST.labels(*key, phase).set(
+                        value / 1000.0)
+        for service in services:
+            key = (service['topic'], service['host'])
+            seen.add(key)
+            registry.SERVICE_UP.labels(*key).set(
+                1 if servicegroup.is_up(service, self.service_down_time)
+                else 0)
+        for topic, depth in queues.items():
+            if depth is not None:
+                registry.QUEUE_MESSAGES.labels(topic).set(depth['messages'])
+                registry.QUEUE_CONSUMERS.labels(topic).set(
+                    depth['consumers'])
+        self._forget(self._known - seen)
+        self._known = seen
+
+    def _forget(self, gone):
+        for key in gone:
+            for metric in (registry.SERVICE_REACHABLE, registry.SERVICE_UP,
+                           registry.INFLIGHT_TIMEOUTS):
+                _remove(metric, *key)
+            for phase in probe.PHASES:
+                _remove(registry.INFLIGHT_LAST, *key, phase)
+
+
+def _remove(metric, *labels):
+    try:
+        metric.remove(*labels)
+    except KeyError:
+        pass
