@@ -38,6 +38,7 @@ from nova_lite import context as nova_context
 from nova_lite.db import api as db_api
 from nova_lite import exception
 from nova_lite.metrics import endpoint as metrics_endpoint
+from nova_lite.metrics import stamps
 from nova_lite import rpc
 from nova_lite import utils
 
@@ -124,6 +125,7 @@ class Service:
                                        metrics_address=self.metrics_address)
         self.service_id = row['id']
         self.heartbeat_ok_at = time.time()
+        self.learn_clock_offset()
         self._threads = [concurrency.spawn(self._heartbeat_loop),
                          concurrency.spawn(self._periodic_loop)]
         self.manager.post_start_hook()
@@ -133,6 +135,22 @@ class Service:
     def report_state(self):
         """Write one heartbeat row update."""
         self.db.service_heartbeat(self.service_id)
+
+    def learn_clock_offset(self):
+        """Take this host's clock offset to the reference (the database
+        server's clock) from ``host_clocks``, where the inflight daemons
+        keep it, for the queue times of the RPC stamps
+        (``nova_lite.metrics.stamps``).  Until a row exists, None: no
+        correction.  A DB error keeps the offset known so far."""
+        try:
+            row = self.db.host_clock_get(self.host)
+        except Exception as exc:  # noqa: BLE001 - never the heartbeat's
+            LOG.warning('Could not read the clock offset of %s (%s); keeping '
+                        '%s s', self.host, utils.mask_url(str(exc)),
+                        stamps.own_offset())
+            return
+        stamps.set_own_offset(None if row is None
+                              else row['offset_ms'] / 1000.0)
 
     def _heartbeat_loop(self):
         interval = self.conf.report_interval
@@ -148,6 +166,7 @@ class Service:
             else:
                 self.heartbeat_ok_at = time.time()
                 self.heartbeat_failed_at = None
+            self.learn_clock_offset()
 
     def _periodic_loop(self):
         delay = random.uniform(0, self.conf.periodic_fuzzy_delay)

@@ -24,6 +24,7 @@ from nova_lite.conf import inflight as inflight_conf
 from nova_lite import context
 from nova_lite.db import api as db_api
 from nova_lite import exception
+from nova_lite.inflight import clocks
 from nova_lite.inflight import probe
 from nova_lite.inflight import stats
 from nova_lite import rpc
@@ -116,8 +117,10 @@ def format_reply(seq, sample):
     if sample.skew:
         # Two hosts' clocks disagree: the split is unknown, the sum is not.
         to_service = from_service = 'skewed'
-        skew = ' (clock offset %.2f ms; transit both ways %.2f ms)' % (
-            sample.clock_offset, sample.transit)
+        skew = (' (clock offset %.2f ms ± %.2f ms, this sample alone; '
+                'transit both ways %.2f ms)' % (
+                    sample.clock_offset, sample.transit / 2.0,
+                    sample.transit))
     else:
         to_service = '%.2f ms' % sample.to_service
         from_service = '%.2f ms' % sample.from_service
@@ -141,6 +144,24 @@ def summarize(samples):
     for phase in probe.PHASES:
         result[phase] = stats.summarize([getattr(s, phase)
                                          for s in answered])
+    result['clock_offsets'] = clock_offsets(answered)
+    return result
+
+
+def clock_offsets(samples):
+    """Per answering host, its clock minus this host's, NTP-style: the
+    sample with the lowest round trip (transit) of the run, and its bound
+    (half that transit); ``{host: {'offset_ms', 'bound_ms'}}``."""
+    by_host = {}
+    for sample in samples:
+        by_host.setdefault(sample.host, []).append(
+            clocks.from_sample(sample))
+    result = {}
+    for host, offsets in sorted(by_host.items()):
+        best = clocks.lowest_bound(offsets)
+        if best is not None:
+            result[host] = {'offset_ms': best.offset_ms,
+                            'bound_ms': best.bound_ms}
     return result
 
 
@@ -156,6 +177,10 @@ def format_summary(target, summary):
             lines.append('%-21s min/avg/max/p99 = %.2f/%.2f/%.2f/%.2f ms' % (
                 phase, phase_stats['min'], phase_stats['avg'],
                 phase_stats['max'], phase_stats['p99']))
+    for host, clock in summary['clock_offsets'].items():
+        lines.append('clock offset of %s: %+.2f ms ± %.2f ms (its clock '
+                     'minus this host\'s, from the lowest round trip)' % (
+                         host, clock['offset_ms'], clock['bound_ms']))
     return '\n'.join(lines)
 
 

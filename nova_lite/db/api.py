@@ -26,6 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import orm
 
 from nova_lite import concurrency
+from nova_lite.db import clocks
 from nova_lite.db import migration
 from nova_lite.db import models
 from nova_lite.db import reports
@@ -41,8 +42,8 @@ SERVICE_FIELDS = ('id', 'host', 'binary', 'topic', 'version', 'report_count',
                   'metrics_address', 'created_at', 'updated_at')
 SAMPLE_FIELDS = ('topic', 'host', 'binary', 'to_service', 'in_service',
                  'greenthread_overhead', 'from_service', 'total',
-                 'clock_offset', 'skew', 'greenthreads', 'workers', 'backend',
-                 'timed_out', 'error')
+                 'clock_offset', 'clock_offset_bound', 'skew', 'greenthreads',
+                 'workers', 'backend', 'timed_out', 'error')
 INSTANCE_FIELDS = ('uuid', 'host', 'vm_state', 'task_state', 'power_state',
                    'fault', 'created_at', 'updated_at', 'display_name',
                    'project_id', 'user_id', 'image_ref', 'flavorid',
@@ -262,7 +263,8 @@ def _off_the_hub(cls):
 
 
 @_off_the_hub
-class API(volumes.VolumeQueries, resizes.MigrationQueries):
+class API(volumes.VolumeQueries, resizes.MigrationQueries,
+          clocks.ClockQueries):
     def __init__(self, conf):
         self.conf = conf
         self.url = conf.database.connection

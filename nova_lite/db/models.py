@@ -68,8 +68,8 @@ class HostClock(Base):
                                               primary_key=True)
     # This host's wall clock minus the reference, and the error bound
     # (half the lowest round trip), in ms.
-    offset_ms: orm.Mapped[float] = orm.mapped_column(sa.Float)
-    bound_ms: orm.Mapped[float] = orm.mapped_column(sa.Float)
+    offset_ms: orm.Mapped[float] = orm.mapped_column(Float)
+    bound_ms: orm.Mapped[float] = orm.mapped_column(Float)
     # The inflight daemon's host that measured it.
     measured_by: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
     updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
@@ -260,7 +260,10 @@ class InflightSample(Base):
         Float)
     from_service: orm.Mapped[float | None] = orm.mapped_column(Float)
     total: orm.Mapped[float | None] = orm.mapped_column(Float)
+    # The service's clock minus the reference clock (the database
+    # server's), and its error bound, in ms (nova_lite.inflight.clocks).
     clock_offset: orm.Mapped[float | None] = orm.mapped_column(Float)
+    clock_offset_bound: orm.Mapped[float | None] = orm.mapped_column(Float)
     skew: orm.Mapped[bool] = orm.mapped_column(default=False)
     greenthreads: orm.Mapped[int | None] = orm.mapped_column()
     workers: orm.Mapped[int | None] = orm.mapped_column()

@@ -5,6 +5,11 @@ them: counts come from one GROUP BY, and each percentile is the row at its
 nearest rank, picked with window functions (SQLite 3.25+, PostgreSQL,
 MariaDB 10.2+, MySQL 8).  The integer arithmetic is exact on every
 database, and equals ``nova_lite.inflight.stats.percentile``.
+
+Each host's clock offset to the reference (the database server's clock)
+is NTP-style: the window's sample with the lowest bound (the lowest round
+trip, plus its prober's own bound), whichever prober took it; every
+service of the host shows it.
 """
 
 import sqlalchemy as sa
@@ -91,6 +96,21 @@ def _latest_backends(cutoff):
     return sa.select(latest).where(latest.c.age == 1)
 
 
+def _clock_offsets(cutoff):
+    """Each host's answered sample with the lowest clock offset bound."""
+    host = _KEYS[1]
+    ranked = (sa.select(host, _S.clock_offset, _S.clock_offset_bound,
+                        sa.func.row_number().over(
+                            partition_by=host.element,
+                            order_by=[_S.clock_offset_bound, _S.id.desc()])
+                        .label('tightest'))
+              .where(_S.created_at >= cutoff, _ANSWERED,
+                     _S.clock_offset.is_not(None),
+                     _S.clock_offset_bound.is_not(None))
+              .subquery('clocks'))
+    return sa.select(ranked).where(ranked.c.tightest == 1)
+
+
 def _key(row):
     return (row.topic, row.host, row.binary)
 
@@ -98,9 +118,10 @@ def _key(row):
 def inflight_report(session, cutoff, phases, percentiles):
     """One dict per (topic, host, binary) with samples since ``cutoff``,
     sorted: answered ``samples``, ``timeouts``, ``errors``, ``skewed``,
-    ``workers_max``, the latest ``backend``, and for each phase
-    ``{'pNN': ..., 'max': ...}`` over the answered samples (None without
-    any)."""
+    ``workers_max``, the latest ``backend``, for each phase ``{'pNN':
+    ..., 'max': ...}`` over the answered samples (None without any), and
+    the host's ``clock_offset_ms`` and ``clock_offset_bound_ms`` (see
+    above; None without any)."""
     rows = {}
     for row in session.execute(_counts(cutoff)):
         rows[_key(row)] = dict(
@@ -110,9 +131,17 @@ def inflight_report(session, cutoff, phases, percentiles):
             errors=int(row.errors), skewed=int(row.skewed),
             workers_max=(None if row.workers_max is None
                          else int(row.workers_max)),
-            backend=None, **{phase: None for phase in phases})
+            backend=None, **{phase: None for phase in phases},
+            clock_offset_ms=None, clock_offset_bound_ms=None)
     for row in session.execute(_latest_backends(cutoff)):
         rows[_key(row)]['backend'] = row.backend
+    clocks = {row.host: row
+              for row in session.execute(_clock_offsets(cutoff))}
+    for row in rows.values():
+        clock = clocks.get(row['host'])
+        if clock is not None:
+            row['clock_offset_ms'] = float(clock.clock_offset)
+            row['clock_offset_bound_ms'] = float(clock.clock_offset_bound)
     names = ['p%d' % pct for pct in percentiles] + ['max']
     for row in session.execute(_summary_rows(cutoff, phases, percentiles)):
         phase = phases[row.phase]

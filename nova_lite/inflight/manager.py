@@ -16,6 +16,7 @@ from oslo_log import log as logging
 
 from nova_lite import baserpc
 from nova_lite import exception
+from nova_lite.inflight import clocks
 from nova_lite.inflight import probe
 from nova_lite.inflight import queues
 from nova_lite.inflight import sinks
@@ -47,6 +48,7 @@ class InflightManager(manager.Manager):
         self._clients = {}
         self._sinks = []
         self._queues = None
+        self._clocks = None
 
     def init_host(self):
         opts = self.conf.inflight
@@ -55,7 +57,13 @@ class InflightManager(manager.Manager):
                 reason='[inflight] ping_timeout (%s) must be greater than '
                        'sleep_seconds (%s), or every probe times out' % (
                            opts.ping_timeout, opts.sleep_seconds))
-        self._sinks = [sinks.DatabaseSink(self.conf, self.db),
+        # A round starts every probe_interval, or when the last one ended
+        # (bounded by about ping_timeout) if that is later.
+        self._clocks = clocks.ClockBook(
+            self.host, clocks.FILTER_ROUNDS * max(opts.probe_interval,
+                                                  opts.ping_timeout))
+        self._sinks = [sinks.DatabaseSink(self.conf, self.db, self._clocks),
+                       sinks.ClockSink(self.db, self._clocks),
                        sinks.PrometheusSink(self.conf)]
         if self.conf.statsd.enabled:
             self._sinks.append(sinks.StatsdSink(self.conf))
@@ -95,6 +103,7 @@ class InflightManager(manager.Manager):
     def _run_round_locked(self, context):
         self._round_no += 1
         started = time.monotonic()
+        self._measure_reference()
         services = round_robin(self.db.service_get_all(), self._round_no)
         samples = concurrency.map_concurrently(
             lambda svc: self._probe_service(context, svc), services,
@@ -109,6 +118,17 @@ class InflightManager(manager.Manager):
                                   time.monotonic() - started)
         self._log_round(summary, samples)
         return summary
+
+    def _measure_reference(self):
+        """This host's clock offset to the database server's, into the
+        clock book; a failure is logged, and the round goes on."""
+        try:
+            measured = self.db.reference_offset(clocks.REFERENCE_PROBES)
+        except Exception:  # noqa: BLE001 - the probes matter more
+            LOG.warning('Could not read the database server\'s clock',
+                        exc_info=True)
+            return
+        self._clocks.add_reference(clocks.Offset(**measured))
 
     def _summarize(self, samples, depths, duration):
         answered = [s for s in samples if s.answered]

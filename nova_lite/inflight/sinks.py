@@ -1,4 +1,5 @@
-"""Where probe rounds go: statsd, Prometheus, the database, the log.
+"""Where probe rounds go: statsd, Prometheus, the database (samples and
+each host's clock offset), the log.
 
 Every sink has ``emit(samples, queues, services)``: the round's samples,
 each topic's queue depth (or None) and the service rows probed.
@@ -61,18 +62,48 @@ class StatsdSink:
 
 
 class DatabaseSink:
-    """Keeps samples in ``inflight_samples`` for ``sample_retention`` s."""
+    """Keeps samples in ``inflight_samples`` for ``sample_retention`` s.
 
-    def __init__(self, conf, db):
+    A stored sample's ``clock_offset`` is the service's clock minus the
+    *reference* clock (the database server's), with its bound in
+    ``clock_offset_bound``, both from ``clocks`` (a ``ClockBook``); None
+    while the prober's own offset is unknown.  So samples of different
+    probers compose in ``inflight report``.
+    """
+
+    def __init__(self, conf, db, clocks):
         self.db = db
+        self.clocks = clocks
         self.retention = conf.inflight.sample_retention
 
+    def _row(self, sample):
+        row = sample.as_dict()
+        offset = self.clocks.against_reference(sample)
+        row['clock_offset'] = None if offset is None else offset.offset_ms
+        row['clock_offset_bound'] = (None if offset is None
+                                     else offset.bound_ms)
+        return row
+
     def emit(self, samples, queues, services=()):
-        self.db.inflight_samples_add([s.as_dict() for s in samples])
+        self.db.inflight_samples_add([self._row(s) for s in samples])
         purged = self.db.inflight_samples_purge(self.retention)
         if purged:
             LOG.debug('Purged %d inflight samples older than %ss', purged,
                       self.retention)
+
+
+class ClockSink:
+    """Each probed host's clock offset to the reference, and the prober's
+    own, into ``host_clocks``, where every service reads its own with its
+    heartbeat (``clocks`` is the prober's ``ClockBook``)."""
+
+    def __init__(self, db, clocks):
+        self.db = db
+        self.clocks = clocks
+
+    def emit(self, samples, queues, services=()):
+        self.clocks.add_samples(samples)
+        self.db.host_clocks_set(self.clocks.host_clocks())
 
 
 class PrometheusSink:

@@ -132,9 +132,11 @@ def test_inflight_report_groups_and_summarizes(db):
 def test_inflight_report_is_aggregated_by_the_database(conf_fixture, db,
                                                        capsys, monkeypatch):
     """The report never loads the samples (millions a day at scale)."""
-    db.inflight_samples_add([_sample('a', 10.0), _sample('a', 20.0),
-                             _sample(None, 1.0, binary=None, skew=True,
-                                     error='boom', workers=None)])
+    db.inflight_samples_add([
+        _sample('a', 10.0, clock_offset=3.0, clock_offset_bound=2.0),
+        _sample('a', 20.0, clock_offset=5.0, clock_offset_bound=0.5),
+        _sample(None, 1.0, binary=None, skew=True, error='boom',
+                workers=None, clock_offset=9.0, clock_offset_bound=0.1)])
 
     def refuse(*args, **kwargs):
         raise AssertionError('the report loaded every sample')
@@ -147,18 +149,21 @@ def test_inflight_report_is_aggregated_by_the_database(conf_fixture, db,
         {'topic': 'compute', 'host': '*', 'binary': '-', 'samples': 0,
          'timeouts': 0, 'errors': 1, 'skewed': 0, 'workers_max': None,
          'backend': None, 'to_service': None, 'in_service': None,
-         'greenthread_overhead': None, 'from_service': None, 'total': None},
+         'greenthread_overhead': None, 'from_service': None, 'total': None,
+         'clock_offset_ms': None, 'clock_offset_bound_ms': None},
         {'topic': 'compute', 'host': 'a', 'binary': 'nova-lite-compute',
          'samples': 2, 'timeouts': 0, 'errors': 0, 'skewed': 0,
          'workers_max': 1, 'backend': 'eventlet', 'to_service': phase,
          'in_service': dict(phase, p50=10.0, p95=10.0, max=10.0),
          'greenthread_overhead': dict(phase, p50=0.5, p95=0.5, max=0.5),
          'from_service': phase,
-         'total': {'p50': 10.0, 'p95': 20.0, 'max': 20.0}}],
+         'total': {'p50': 10.0, 'p95': 20.0, 'max': 20.0},
+         # The lowest-bound sample's (NTP-style), not the latest's.
+         'clock_offset_ms': 5.0, 'clock_offset_bound_ms': 0.5}],
         ) + '\n'
     code, out, _ = _run(conf_fixture, capsys, 'inflight', 'report')
     assert code == 0
     assert out.splitlines()[3].split() == [
         'compute', 'a', 'nova-lite-compute', 'eventlet', '2', '0', '1',
         '1.0/1.0/1.0', '10.0/10.0/10.0', '0.5/0.5/0.5', '1.0/1.0/1.0',
-        '10.0/20.0/20.0']
+        '10.0/20.0/20.0', '+5.0±0.5']

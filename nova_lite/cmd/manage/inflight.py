@@ -16,7 +16,8 @@ def add_parser(groups):
                                      required=True)
     report = commands.add_parser(
         'report', help='Per service: samples, p50/p95/max of each phase, '
-                       'timeouts.')
+                       'timeouts, and its host\'s clock offset to the '
+                       'database server\'s clock.')
     report.add_argument('--since', type=common.positive(float), default=60,
                         metavar='MINUTES',
                         help='Only samples of the last MINUTES (default 60).')
@@ -41,6 +42,9 @@ def _flatten(row):
         flat[phase] = ('%.1f/%.1f/%.1f' % (summary['p50'], summary['p95'],
                                            summary['max'])
                        if summary else '-')
+    flat['clock_offset'] = ('-' if row['clock_offset_ms'] is None else
+                            '%+.1f±%.1f' % (row['clock_offset_ms'],
+                                            row['clock_offset_bound_ms']))
     return flat
 
 
@@ -50,9 +54,10 @@ def print_report(db, since_minutes):
     if not rows:
         print('No inflight samples in the last %.1f minutes.' % since_minutes)
         return
-    print('Inflight over the last %.1f minutes; phases are p50/p95/max in ms'
-          % since_minutes)
-    output.print_table(_LEADING_COLUMNS + probe.PHASES,
+    print('Inflight over the last %.1f minutes; phases are p50/p95/max in '
+          'ms; clock_offset is the host\'s clock minus the database '
+          'server\'s, ± its bound, in ms' % since_minutes)
+    output.print_table(_LEADING_COLUMNS + probe.PHASES + ('clock_offset',),
                        [_flatten(r) for r in rows])
 
 
