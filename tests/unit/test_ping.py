@@ -76,3 +76,33 @@ def test_reply_and_summary_format():
     text = ping.format_summary('compute', summary)
     assert '3 probes sent, 2 answered, 33% lost' in text
     assert 'total                 min/avg/max/p99 = 1003.00/1003.50/1004.00/1004.00 ms' in text
+
+
+def _answered(host, there_ms, back_ms, offset_ms=0.0):
+    sent_at, in_service = 100.0, 0.001
+    received_at = sent_at + (there_ms + offset_ms) / 1000.0
+    total = there_ms / 1000.0 + in_service + back_ms / 1000.0
+    return probe.sample_from_reply(
+        'compute', sent_at, 5.0, sent_at + total, 5.0 + total,
+        {'received_at': received_at, 'replied_at': received_at + in_service,
+         'sleep_requested': 0.0, 'sleep_actual': 0.0, 'host': host,
+         'binary': 'nova-lite-compute', 'version': '1.0', 'greenthreads': 2})
+
+
+def test_summary_clock_offset_is_the_lowest_round_trips():
+    # One uneven round trip (24.5 ms there, 3.4 ms back) among symmetric
+    # ones, on a host whose clock is this one's: alone it says 10.55 ms.
+    uneven = _answered('h1', 24.5, 3.4)
+    assert uneven.clock_offset == pytest.approx(10.55)
+    samples = [_answered('h1', 2.0, 2.0), uneven, _answered('h1', 3.0, 3.0),
+               _answered('h2', 5.0, 1.0, offset_ms=-700.0),
+               probe.Sample(topic='compute', host='h3', timed_out=True)]
+    summary = ping.summarize(samples)
+    assert summary['clock_offsets'] == {
+        'h1': {'offset_ms': pytest.approx(0.0, abs=1e-6),
+               'bound_ms': pytest.approx(2.0)},
+        'h2': {'offset_ms': pytest.approx(-698.0),
+               'bound_ms': pytest.approx(3.0)}}
+    text = ping.format_summary('compute', summary)
+    assert 'clock offset of h1: +0.00 ms ± 2.00 ms' in text
+    assert 'clock offset of h2: -698.00 ms ± 3.00 ms' in text
