@@ -306,6 +306,16 @@ def _expected_report(samples):
                                       inflight_commands.REPORT_PERCENTILES)
             row[phase] = ({key: summary[key] for key in ('p50', 'p95', 'max')}
                           if summary else None)
+        # The host's tightest clock offset, any service's (newest of ties).
+        clocked = [(s['clock_offset_bound'], -index, s)
+                   for index, s in enumerate(samples)
+                   if (s['host'] or '*') == host and s['clock_offset']
+                   is not None and s['clock_offset_bound'] is not None
+                   and not s['timed_out'] and not s['error']]
+        tightest = min(clocked, key=lambda c: c[:2], default=None)
+        row['clock_offset_ms'] = tightest and tightest[2]['clock_offset']
+        row['clock_offset_bound_ms'] = (tightest and
+                                        tightest[2]['clock_offset_bound'])
         rows.append(row)
     return rows
 
@@ -321,7 +331,11 @@ def _random_samples(rand, count):
                   'error': 'boom' if rand.random() < 0.05 else None,
                   'workers': rand.choice([None, 0, 3, 7]),
                   'backend': rand.choice([None, 'eventlet', 'threading']),
-                  'greenthreads': 2, 'clock_offset': None}
+                  'greenthreads': 2,
+                  'clock_offset': (None if rand.random() < 0.1
+                                   else round(rand.uniform(-5000, 5000), 3)),
+                  'clock_offset_bound': (None if rand.random() < 0.1
+                                         else round(rand.uniform(0, 20), 1))}
         for phase in probe.PHASES:
             sample[phase] = (None if rand.random() < 0.1
                              else round(rand.uniform(0, 500), 3))
@@ -344,6 +358,32 @@ def test_inflight_samples_add_report_and_purge(db, monkeypatch):
     assert json.dumps(report) == json.dumps(_expected_report(recent))
     assert db.inflight_samples_purge(3600) == len(old)
     assert len(db.inflight_samples_since(10 ** 9)) == len(recent)
+
+
+# -- clocks -------------------------------------------------------------
+
+def test_reference_clock_is_the_database_servers(backend, db):
+    measured = db.reference_offset(5)
+    if backend == 'sqlite':
+        # A file on this host: the reference is this host's clock.
+        assert measured == {'offset_ms': 0.0, 'bound_ms': 0.0}
+        return
+    # The server runs on this host, on this clock: the truth is 0, within
+    # the bound (plus the servers' microsecond resolution).
+    assert 0.0 < measured['bound_ms'] < 1000.0
+    assert abs(measured['offset_ms']) <= measured['bound_ms'] + 0.002
+
+
+def test_host_clocks_upsert_keeps_double_precision(db):
+    clock = {'host': 'h1', 'offset_ms': 3000.123456789, 'bound_ms': 0.25,
+             'measured_by': 'i1'}
+    db.host_clocks_set([clock])
+    db.host_clocks_set([dict(clock, offset_ms=-12.000001, bound_ms=0.125,
+                             measured_by='i2'),
+                        dict(clock, host='h2')])
+    assert [(r['host'], r['offset_ms'], r['bound_ms'], r['measured_by'])
+            for r in db.host_clock_get_all()] == [
+        ('h1', -12.000001, 0.125, 'i2'), ('h2', 3000.123456789, 0.25, 'i1')]
 
 
 # -- the CLI's errors ---------------------------------------------------
