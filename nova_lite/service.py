@@ -149,6 +149,10 @@ class Service:
                         '%s s', self.host, utils.mask_url(str(exc)),
                         stamps.own_offset())
             return
+        if row is not None and stamps.own_offset() is None:
+            LOG.info('Clock offset of %s to the database server\'s clock: '
+                     '%+.2f ms ± %.2f ms (measured by %s)', self.host,
+                     row['offset_ms'], row['bound_ms'], row['measured_by'])
         stamps.set_own_offset(None if row is None
                               else row['offset_ms'] / 1000.0)
 

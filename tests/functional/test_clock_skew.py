@@ -1,0 +1,259 @@
+"""A daemon on a really skewed clock (libfaketime, 3 s ahead).
+
+The inflight daemon measures the skewed host's offset to the reference
+(the database server's clock) within its bound, the skewed daemon learns it
+with its heartbeat, and the RPC queue times of messages to and from it come
+out near 0: not ~3 s, and not negative (clamped and counted as skew).
+
+libfaketime comes from Debian's ``faketime`` package, which
+``bin/nova-lite-dev test`` installs; without it these tests fail.
+"""
+
+import functools
+import glob
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import pytest
+from prometheus_client import parser
+
+from nova_lite import baserpc
+from nova_lite.conductor import rpcapi as conductor_rpcapi
+from nova_lite import context
+from nova_lite.metrics import registry
+from nova_lite.metrics import stamps
+from nova_lite.testing import fixtures as nl_fixtures
+from nova_lite.testing import waiters
+
+SKEW_MS = 3000.0
+# A bound the inflight daemon's estimate reaches within a few rounds on
+# this host (half a probe's transit through the broker, a few ms), and far
+# below what the queue times are told apart by.
+TIGHT_MS = 20.0
+_QUEUE = 'nova_lite_rpc_server_queue_seconds'
+_LEARNED = re.compile(r"Clock offset of skewed to the database server's "
+                      r"clock: (?P<offset>[-+][0-9.]+) ms ± "
+                      r"(?P<bound>[0-9.]+) ms")
+# Builds sent to the skewed conductor, which casts each on (spawn) to a compute
+# stopped for at least HOLD seconds.
+BUILDS = 3
+HOLD = 0.3
+# Pings from the test process (the true clock) to the skewed conductor.
+PINGS = 5
+
+
+@pytest.fixture(scope='session')
+def faketime_env():
+    """``faketime_env()``: this environment, with the wall clock of the
+    process it starts ``SKEW_MS`` ahead (its monotonic clock untouched)."""
+    found = sorted(glob.glob('/usr/lib/*/faketime/libfaketime.so.1'))
+    if not found:
+        pytest.fail('libfaketime is not installed: apt-get install faketime '
+                    '(bin/nova-lite-dev test installs it)', pytrace=False)
+
+    def env():
+        return dict(os.environ, LD_PRELOAD=found[0],
+                    FAKETIME='+%gs' % (SKEW_MS / 1000.0),
+                    FAKETIME_DONT_FAKE_MONOTONIC='1')
+    return env
+
+
+@pytest.mark.parametrize('backend', ('postgresql', 'mysql'))
+def test_a_skewed_host_measures_the_database_servers_clock(
+        backend, sql_servers, faketime_env):
+    url = sql_servers(backend).database('clock')
+    code = ('import nova_lite.monkey_patch, json; '
+            'from nova_lite import config; from nova_lite.db import api; '
+            'conf = config.parse_args([], default_config_files=[]); '
+            'conf.set_override("connection", %r, group="database"); '
+            'print(json.dumps(api.API(conf).reference_offset(5)))' % url)
+    result = subprocess.run([sys.executable, '-c', code],
+                            env=faketime_env(), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(result.stdout.splitlines()[-1])
+    assert 0.0 < measured['bound_ms'] < 1000.0
+    assert abs(measured['offset_ms'] - SKEW_MS) <= (measured['bound_ms'] +
+                                                   0.002)
+
+
+@pytest.fixture(params=('sqlite', 'postgresql'))
+def conf_fixture(request, rabbit, sql_servers):
+    overrides = {'inflight': {'probe_interval': 0.5, 'sleep_seconds': 0.0,
+                              'ping_timeout': 2.0}}
+    if request.param != 'sqlite':
+        overrides['database'] = {
+            'connection': sql_servers(request.param).database('clock')}
+    with nl_fixtures.ConfFixture(transport_url=rabbit.url,
+                                 overrides=overrides) as fixture:
+        yield fixture
+
+
+@pytest.fixture
+def unskewed_sender():
+    """The test process sends on the reference's clock: no offset."""
+    saved = stamps.own_offset()
+    stamps.set_own_offset(None)
+    yield
+    stamps.set_own_offset(saved)
+
+
+def _wait_up(db, daemon):
+    try:
+        waiters.wait_for_service(db, daemon.host, daemon.binary, timeout=60)
+    except waiters.WaitTimeout:
+        pytest.fail('%s never came up; its log:\n%s' % (
+            daemon.binary, daemon.log_text()[-3000:]))
+
+
+def _rpc_series(db, daemon):
+    """``{(name, topic, method, le): value}`` of the daemon's queue and
+    client histograms (count, sum, each bucket) and clock skew counter,
+    from its /metrics."""
+    address = db.service_get(daemon.host, daemon.binary)['metrics_address']
+    with urllib.request.urlopen('http://%s/metrics' % address,
+                                timeout=10) as answer:
+        text = answer.read().decode()
+    series = {}
+    for family in parser.text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.name.startswith(('nova_lite_rpc_server_queue',
+                                           'nova_lite_rpc_clock_skew',
+                                           'nova_lite_rpc_client')):
+                continue
+            key = (sample.name, sample.labels.get('topic'),
+                   sample.labels.get('method'), sample.labels.get('le'))
+            series[key] = series.get(key, 0.0) + sample.value
+    return series
+
+
+def _delta(before, after, name, topic, method, le=None):
+    key = (name, topic, method, le)
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def _observed(db, daemon, before, topic, method, count):
+    """The daemon's series once it observed ``count`` more queue times of
+    ``topic``'s ``method``; else None."""
+    series = _rpc_series(db, daemon)
+    if _delta(before, series, _QUEUE + '_count', topic, method) == count:
+        return series
+    return None
+
+
+def _histogram(before, after, method):
+    """The buckets' growth, to say what went wrong."""
+    return {key[3]: value - before.get(key, 0.0)
+            for key, value in after.items()
+            if key[0] == _QUEUE + '_bucket' and key[2] == method}
+
+
+def test_a_skewed_daemon_is_measured_and_its_queue_times_corrected(
+        factory, db, conf, client_rpc, faketime_env, unskewed_sender):
+    inflight = factory.start_daemon('nova-lite-inflight', 'i1')
+    skewed = factory.start_daemon('nova-lite-conductor', 'skewed',
+                                  env=faketime_env())
+    scheduler = factory.start_daemon('nova-lite-scheduler', 'ctl1')
+    compute = factory.start_daemon('nova-lite-compute', 'cpu1')
+    for daemon in (inflight, skewed, scheduler, compute):
+        _wait_up(db, daemon)
+
+    # The inflight daemon measures the skew, NTP-style, within its bound
+    # (which shrinks to the lowest round trip of its window).
+    def tightly_measured():
+        row = db.host_clock_get('skewed')
+        return row if row and row['bound_ms'] < TIGHT_MS else None
+
+    clock = waiters.wait_for(tightly_measured, timeout=60, interval=0.2,
+                             what='a clock offset of host skewed within '
+                                  '%s ms' % TIGHT_MS)
+    assert abs(clock['offset_ms'] - SKEW_MS) <= clock['bound_ms'], clock
+    assert clock['measured_by'] == 'i1'
+    for host in ('i1', 'ctl1', 'cpu1'):
+        row = db.host_clock_get(host)
+        assert abs(row['offset_ms']) <= row['bound_ms'], row
+
+    # The skewed conductor learns it with its heartbeat...
+    try:
+        learned = waiters.wait_for(
+            lambda: _LEARNED.search(skewed.log_text()), timeout=30,
+            what='the skewed conductor to learn its offset')
+    except waiters.WaitTimeout as exc:
+        pytest.fail('%s; its log:\n%s' % (exc, skewed.log_text()[-3000:]))
+    offset_ms, bound_ms = float(learned['offset']), float(learned['bound'])
+    assert abs(offset_ms - SKEW_MS) <= bound_ms, learned.group(0)
+    # ... and reads it again with every one: two more, and it holds the
+    # tight one (or a tighter one).
+    beats = db.service_get('skewed', 'nova-lite-conductor')['report_count']
+    waiters.wait_for_service(db, 'skewed', 'nova-lite-conductor',
+                             min_report_count=beats + 2, timeout=30)
+
+    # The corrections' error: the sender's and the receiver's bounds.
+    error = 2 * TIGHT_MS / 1000.0
+    ctxt = context.get_admin_context()
+    client = baserpc.BaseRPCAPI(conf, 'conductor')
+    # The test process's connection to the broker is open before a timed
+    # call leaves it.
+    assert client.ping(ctxt, 'warm', host='skewed')['arg'] == 'warm'
+
+    # To the skewed host: each ping waited in the queue at most its round
+    # trip, truly.  Uncorrected, 3 s more.
+    before = _rpc_series(db, skewed)
+    slowest = 0.0
+    for _ in range(PINGS):
+        sent = time.monotonic()
+        client.ping(ctxt, 'timed', host='skewed')
+        slowest = max(slowest, time.monotonic() - sent)
+    bucket = min(b for b in registry.BUCKETS if b >= slowest + error)
+    assert bucket < SKEW_MS / 1000.0, 'too slow to tell 3 s apart'
+    after = waiters.wait_for(
+        lambda: _observed(db, skewed, before, 'conductor', 'ping', PINGS),
+        timeout=30, what='the conductor\'s queue times')
+    assert _delta(before, after, _QUEUE + '_bucket', 'conductor', 'ping',
+                  le=str(float(bucket))) == PINGS, (
+        bucket, _histogram(before, after, 'ping'))
+
+    # From the skewed host: the builds go to the skewed conductor, which
+    # casts each on (spawn) to a stopped compute, where each waits at least
+    # HOLD in the broker (the known truth), and at most until all are
+    # active.  Uncorrected, 3 s negative: observed as 0 and counted as
+    # clock skew.
+    conductor_before = _rpc_series(db, skewed)
+    before = _rpc_series(db, compute)
+    uuids = [str(uuid.uuid4()) for _ in range(BUILDS)]
+    started = time.monotonic()
+    compute.signal(signal.SIGSTOP)
+    try:
+        for instance_uuid in uuids:
+            conductor_rpcapi.ConductorRPCAPI(conf).build_instance(
+                ctxt, instance_uuid)
+        waiters.wait_for(
+            lambda: _delta(conductor_before, _rpc_series(db, skewed),
+                           'nova_lite_rpc_client_seconds_count', 'compute',
+                           'spawn') == BUILDS,
+            timeout=30, what='the conductor to cast %d builds' % BUILDS)
+        time.sleep(HOLD)
+    finally:
+        compute.signal(signal.SIGCONT)
+    waiters.wait_for(
+        lambda: all(db.instance_get(u)['vm_state'] == 'active'
+                    for u in uuids),
+        timeout=30, what='%d instances to become active' % BUILDS)
+    elapsed = time.monotonic() - started
+    after = waiters.wait_for(
+        lambda: _observed(db, compute, before, 'compute', 'spawn', BUILDS),
+        timeout=30, what='the compute\'s queue times')
+    delta = functools.partial(_delta, before, after, topic='compute',
+                              method='spawn')
+    assert HOLD - error > 0.1
+    assert delta(_QUEUE + '_bucket', le='0.1') == 0, (
+        _histogram(before, after, 'spawn'))
+    assert delta('nova_lite_rpc_clock_skew_total') == 0
+    assert delta(_QUEUE + '_sum') <= BUILDS * (elapsed + error)
