@@ -134,6 +134,9 @@ def test_killed_service_times_out_and_rounds_go_on(probed, conf, conf_fixture,
     assert rows[('compute', 'cpu1.example')]['samples'] >= 2
     assert set(rows[('compute', 'cpu1.example')]['total']) == {'p50', 'p95',
                                                                'max'}
+    # One machine, one clock: the true offset of every host is 0.
+    cpu1 = rows[('compute', 'cpu1.example')]
+    assert abs(cpu1['clock_offset_ms']) <= cpu1['clock_offset_bound_ms']
     text = _cli(conf_fixture, 'nova_lite.cmd.manage', 'inflight', 'report')
     assert 'cpu1.example' in text.stdout and 'p50/p95/max' in text.stdout
 
@@ -147,6 +150,7 @@ def test_ping_cli_output_and_exit_codes(probed, conf_fixture):
     assert all('reply from cpu2 (nova-lite-compute' in l for l in replies)
     assert '2 probes sent, 2 answered, 0% lost' in ok.stdout
     assert 'greenthread_overhead  min/avg/max/p99 =' in ok.stdout
+    assert 'clock offset of cpu2: ' in ok.stdout
 
     shared = _cli(conf_fixture, 'nova_lite.cmd.ping', 'compute', '-c', '3',
                   '-i', '0.05', '--sleep', '0', '--json')
@@ -155,6 +159,10 @@ def test_ping_cli_output_and_exit_codes(probed, conf_fixture):
     assert [o['type'] for o in objects] == ['reply'] * 3 + ['summary']
     assert {o['host'] for o in objects[:3]} <= {'cpu1.example', 'cpu2'}
     assert objects[-1]['answered'] == 3
+    # One machine, one clock: each host's offset is 0 within its bound.
+    offsets = objects[-1]['clock_offsets']
+    assert set(offsets) == {o['host'] for o in objects[:3]}
+    assert all(abs(c['offset_ms']) <= c['bound_ms'] for c in offsets.values())
 
     lost = _cli(conf_fixture, 'nova_lite.cmd.ping', 'compute@ghost', '-c',
                 '1', '-t', '1', '--sleep', '0')
