@@ -4,6 +4,7 @@ as each daemon's /metrics and the sending process's registry show them."""
 
 import uuid
 
+from oslo_config import cfg
 import oslo_messaging as messaging
 import prometheus_client
 import pytest
@@ -29,9 +30,9 @@ def ctxt():
     return context.get_admin_context()
 
 
-def start(factory, db, binary, host, extra=None):
+def start_daemon(factory, db, binary, host, extra=None):
     """Start a daemon; wait until it is up and its first self round trip
-    answered (/readyz); returns its metrics address."""
+    answered (/readyz); returns it and its metrics address."""
     daemon = factory.start_daemon(binary, host, extra=extra)
     try:
         row = waiters.wait_for_service(db, host, binary, timeout=30)
@@ -41,7 +42,7 @@ def start(factory, db, binary, host, extra=None):
     except waiters.WaitTimeout:
         pytest.fail('%s never came up; its log:\n%s' % (
             binary, daemon.log_text()[-3000:]))
-    return address
+    return daemon, address
 
 
 def client_count(topic, method, kind, outcome):
@@ -78,9 +79,10 @@ def assert_phases(metrics, count, topic, method, kind, outcome='ok'):
 
 def test_casts_and_calls_timed_per_method(factory, db, conf, ctxt,
                                           client_rpc):
-    conductor = start(factory, db, 'nova-lite-conductor', 'ctl1')
-    scheduler = start(factory, db, 'nova-lite-scheduler', 'ctl1')
-    compute = start(factory, db, 'nova-lite-compute', 'cpu1', QUIET_HEALTH)
+    _, conductor = start_daemon(factory, db, 'nova-lite-conductor', 'ctl1')
+    _, scheduler = start_daemon(factory, db, 'nova-lite-scheduler', 'ctl1')
+    _, compute = start_daemon(factory, db, 'nova-lite-compute', 'cpu1',
+                              QUIET_HEALTH)
     builds_before = client_count('conductor', 'build_instance', 'cast', 'ok')
 
     # Real traffic: build_instance (cast) -> select_host (call) -> spawn
@@ -160,3 +162,36 @@ def test_casts_and_calls_timed_per_method(factory, db, conf, ctxt,
         client.ping(ctxt, 'lost', host='no-such-host', timeout=1)
     assert client_count('compute', 'ping', 'call',
                         'timeout') - timeouts_before == 1
+
+
+def test_foreign_client_works_and_is_counted_unstamped(factory, db, rabbit):
+    """As openstack-helm's probe reaches Nova: plain oslo.messaging, no
+    nova_lite serializer (so no stamp), the control exchange, topic +
+    server, namespace baseapi."""
+    _, compute = start_daemon(factory, db, 'nova-lite-compute', 'cpu1',
+                              QUIET_HEALTH)
+    before = scrape.metrics(compute)
+    labels = dict(topic='compute', method='ping', kind='call')
+    # oslo.messaging registers some of its options on the global CONF
+    # only (its tracing), so a client of its own uses that, like
+    # openstack-helm's probe; the URL and the exchange are given here.
+    transport = messaging.get_rpc_transport(cfg.CONF, url=rabbit.url)
+    try:
+        client = messaging.get_rpc_client(
+            transport, messaging.Target(exchange='nova_lite', topic='compute',
+                                        server='cpu1', namespace='baseapi',
+                                        version='1.0'), timeout=10)
+        reply = client.call({}, 'ping', arg='from afar')
+    finally:
+        transport.cleanup()
+    assert reply['arg'] == 'from afar' and reply['host'] == 'cpu1'
+    after = wait_handled(
+        compute, before.value('nova_lite_rpc_server_handling_seconds_count',
+                              **labels) + 1, **labels)
+    assert after.value('nova_lite_rpc_unstamped_total', topic='compute',
+                       method='ping') == 1
+    # No stamp, no queue time; the other phases are measured as usual.
+    queue = 'nova_lite_rpc_server_queue_seconds_count'
+    assert after.value(queue, **labels) == before.value(queue, **labels)
+    wait = 'nova_lite_rpc_server_executor_wait_seconds_count'
+    assert after.value(wait, **labels) == before.value(wait, **labels) + 1

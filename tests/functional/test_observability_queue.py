@@ -1,0 +1,66 @@
+"""Queue time against a known truth: a compute stopped with SIGSTOP while
+casts queue for it.  Every cast waits at least from its send to SIGCONT,
+and at most from its send to the moment this test sees it handled; the
+server's queue histogram must put each one between those bounds."""
+
+import signal
+import time
+
+from nova_lite import baserpc
+from nova_lite import concurrency
+from nova_lite import context
+from nova_lite.metrics import registry
+from nova_lite.testing import scrape
+from tests.functional import test_observability_rpc as observability
+
+STOPPED_SECONDS = 3.0
+CASTS = 10
+
+
+def bucket_counts(metrics, labels):
+    """``{le: cumulative count}`` of the queue histogram for ``labels``."""
+    return {bound: metrics.value('nova_lite_rpc_server_queue_seconds_bucket',
+                                 le=str(float(bound)), **labels)
+            for bound in registry.BUCKETS}
+
+
+def test_queue_time_of_a_stopped_compute(factory, db, conf, client_rpc):
+    daemon, address = observability.start_daemon(
+        factory, db, 'nova-lite-compute', 'cpu1', observability.QUIET_HEALTH)
+    labels = dict(topic='compute', method='ping', kind='cast')
+    before = bucket_counts(scrape.metrics(address), labels)
+    cctxt = baserpc.BaseRPCAPI(conf, 'compute').client.prepare(server='cpu1')
+    ctxt = context.get_admin_context()
+
+    daemon.signal(signal.SIGSTOP)
+    try:
+        stopped_at = time.monotonic()
+        for n in range(CASTS):
+            cctxt.cast(ctxt, 'ping', arg=n)
+        last_sent = time.monotonic()
+        # The truth this test is about: the compute reads nothing for
+        # STOPPED_SECONDS from the SIGSTOP on.
+        concurrency.sleep(max(0.0, stopped_at + STOPPED_SECONDS -
+                              time.monotonic()))
+    finally:
+        daemon.signal(signal.SIGCONT)
+    resumed_at = time.monotonic()
+    # Every cast queued at least this long (sends take milliseconds; a
+    # send slow enough to break the bound is reported, not hidden).
+    least = resumed_at - last_sent
+    assert least >= 2.5, 'casts took %.2fs to send' % (last_sent - stopped_at)
+
+    metrics = observability.wait_handled(
+        address, CASTS, **labels)
+    most = time.monotonic() - stopped_at
+    after = bucket_counts(metrics, labels)
+    delta = {bound: after[bound] - before[bound] for bound in after}
+    assert metrics.value('nova_lite_rpc_server_queue_seconds_count',
+                         **labels) == CASTS
+    # None in a bucket below the truth's lower bound (2.5 s)...
+    below = max(bound for bound in registry.BUCKETS if bound <= least)
+    assert delta[below] == 0, (least, delta)
+    # ... and all of them at or under the first bucket above its upper
+    # bound.
+    above = min(bound for bound in registry.BUCKETS if bound >= most)
+    assert delta[above] == CASTS, (most, delta)
