@@ -3,6 +3,7 @@ it refuses, idle connections, and what happens when it is off or its
 port is taken."""
 
 import datetime
+import os
 import socket
 import time
 
@@ -15,6 +16,26 @@ from tests.functional import test_observability_rpc as observability
 HEALTH_INTERVAL = 2
 READ_TIMEOUT = 2.0
 IDLE_CONNECTIONS = 100
+
+
+def listening_ports(pid):
+    """The TCP ports process ``pid`` listens on (from /proc)."""
+    inodes = set()
+    for fd in os.listdir('/proc/%d/fd' % pid):
+        try:
+            target = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+        except OSError:
+            continue        # closed meanwhile
+        if target.startswith('socket:['):
+            inodes.add(target[len('socket:['):-1])
+    ports = set()
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == '0A' and fields[9] in inodes:   # LISTEN
+                    ports.add(int(fields[1].rpartition(':')[2], 16))
+    return ports
 
 
 def check_health_body(answer, service_id, version):
@@ -48,10 +69,11 @@ def check_health_body(answer, service_id, version):
 
 def test_health_livez_readyz_and_idle_connections(factory, db, conf,
                                                   client_rpc):
-    _, address = observability.start_daemon(
+    daemon, address = observability.start_daemon(
         factory, db, 'nova-lite-compute', 'cpu1',
         {'metrics': {'health_interval': HEALTH_INTERVAL,
                      'read_timeout': READ_TIMEOUT}})
+    assert listening_ports(daemon.pid) == {int(address.rpartition(':')[2])}
     row = db.service_get('cpu1', 'nova-lite-compute')
     body = check_health_body(scrape.get(address, '/health'), 'compute.cpu1',
                              row['version'])
@@ -108,6 +130,7 @@ def test_listener_off(factory, db):
                                   extra={'metrics': {'enabled': False}})
     row = waiters.wait_for_service(db, 'cpu1', 'nova-lite-compute')
     assert not row['metrics_address']
+    assert listening_ports(daemon.pid) == set()
     assert 'Metrics and health on' not in daemon.log_text()
 
 
