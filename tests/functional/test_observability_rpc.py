@@ -142,11 +142,16 @@ def test_casts_and_calls_timed_per_method(factory, db, conf, ctxt,
     # Undocumented names (unknown, private, manager plumbing) are one
     # label: _unknown.
     raw = compute_rpcapi.ComputeRPCAPI(conf).client.prepare(server='cpu1')
-    for name in ('no_such_method_%s' % uuid.uuid4().hex[:6], '_fail',
-                 'init_host'):
+    names = ('no_such_method_%s' % uuid.uuid4().hex[:6], '_fail',
+             'init_host')
+    for name in names:
+        sent_before = client_count('compute', name, 'call', 'RemoteError')
         with pytest.raises(messaging.RemoteError) as err:
             raw.call(ctxt, name)
         assert err.value.exc_type == 'NoSuchMethod'
+        # The caller names its own methods; what it got is a RemoteError.
+        assert client_count('compute', name, 'call',
+                            'RemoteError') - sent_before == 1
     metrics = wait_handled(compute, 3, topic='compute',
                            method=registry.UNKNOWN_METHOD)
     assert_phases(metrics, 3, 'compute', registry.UNKNOWN_METHOD, 'call',
