@@ -118,6 +118,29 @@ def _remove_quietly(path):
         pass
 
 
+def scrape_config(targets_file, rule_files=(), interval=15.0,
+                  job='nova_lite'):
+    """A Prometheus configuration (a dict; JSON is YAML) that scrapes the
+    daemons of ``targets_file`` every ``interval`` seconds, as
+    etc/prometheus/prometheus.yml does, and evaluates ``rule_files``."""
+    every = '%gs' % interval
+    return {
+        'global': {'scrape_interval': every,
+                   'scrape_timeout': '%gs' % min(interval, 10.0),
+                   'evaluation_interval': every},
+        'rule_files': list(rule_files),
+        'scrape_configs': [{
+            'job_name': job,
+            # The daemons' series carry their own topic (and, on the
+            # inflight daemon's, host) labels: keep them, rather than let
+            # the target's labels rename them exported_topic/exported_host.
+            'honor_labels': True,
+            'file_sd_configs': [{'files': [targets_file],
+                                 'refresh_interval': every}],
+        }],
+    }
+
+
 def write_file_sd(path, services):
     """Write ``services``' file_sd groups to ``path``; returns them."""
     groups = file_sd_groups(services)
