@@ -70,6 +70,18 @@ class PrometheusServer(fixtures.Fixture):
         return targets.scrape_config(self.targets_file, self.rule_files,
                                      self.scrape_interval, self.job)
 
+    def setUp(self):
+        """``fixtures.Fixture.setUp``, except that a Prometheus that cannot
+        be had raises ``PrometheusUnavailable`` itself, not wrapped in
+        ``MultipleExceptions``: a test can turn it into a failure."""
+        try:
+            super().setUp()
+        except fixtures.MultipleExceptions as exc:
+            error = exc.args[0][1]
+            if isinstance(error, PrometheusUnavailable):
+                raise error from None
+            raise
+
     def _setUp(self):
         path = shutil.which(self.binary)
         if path is None:
