@@ -5,4 +5,7 @@
 - ``services.ServiceFactory``: in-process services and daemon processes,
   always stopped at cleanup.
 - ``waiters``: wait for a condition, a handled cast, or a service up/down.
+- ``prometheus.PrometheusServer``: a real Prometheus scraping the daemons
+  of a file_sd file (``nova-lite-manage metrics targets --output``), with
+  PromQL helpers that wait for a value.
 """
