@@ -267,6 +267,8 @@ class TimedDispatcher(dispatcher.RPCDispatcher):
         self._methods = documented_methods(endpoints, self.access_policy)
 
     def _method_label(self, message):
+        if not isinstance(message, dict):
+            return metrics_registry.UNKNOWN_METHOD
         method = message.get('method')
         if (message.get('namespace'), method) in self._methods:
             return method
