@@ -30,8 +30,6 @@ import subprocess
 import tempfile
 import time
 
-import fixtures
-
 from nova_lite import concurrency
 from nova_lite.testing import fixtures as nl_fixtures
 
@@ -46,7 +44,7 @@ def free_port(host='127.0.0.1'):
         return sock.getsockname()[1]
 
 
-class RabbitNode(fixtures.Fixture):
+class RabbitNode(nl_fixtures.Fixture):
     """A RabbitMQ node of its own (see the module docstring).
 
     ``url`` (after setUp) is a transport_url for a fresh user and vhost on
