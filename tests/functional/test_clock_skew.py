@@ -18,11 +18,9 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 
 import pytest
-from prometheus_client import parser
 
 from nova_lite import baserpc
 from nova_lite.conductor import rpcapi as conductor_rpcapi
@@ -30,6 +28,7 @@ from nova_lite import context
 from nova_lite.metrics import registry
 from nova_lite.metrics import stamps
 from nova_lite.testing import fixtures as nl_fixtures
+from nova_lite.testing import scrape
 from nova_lite.testing import waiters
 
 SKEW_MS = 3000.0
@@ -41,8 +40,8 @@ _QUEUE = 'nova_lite_rpc_server_queue_seconds'
 _LEARNED = re.compile(r"Clock offset of skewed to the database server's "
                       r"clock: (?P<offset>[-+][0-9.]+) ms ± "
                       r"(?P<bound>[0-9.]+) ms")
-# Builds sent to the skewed conductor, which casts each on (spawn) to a compute
-# stopped for at least HOLD seconds.
+# Builds sent to the skewed conductor, which casts each on (spawn) to a
+# compute stopped for at least HOLD seconds.
 BUILDS = 3
 HOLD = 0.3
 # Pings from the test process (the true clock) to the skewed conductor.
@@ -119,46 +118,31 @@ def _wait_up(db, daemon):
             daemon.binary, daemon.log_text()[-3000:]))
 
 
-def _rpc_series(db, daemon):
-    """``{(name, topic, method, le): value}`` of the daemon's queue and
-    client histograms (count, sum, each bucket) and clock skew counter,
-    from its /metrics."""
-    address = db.service_get(daemon.host, daemon.binary)['metrics_address']
-    with urllib.request.urlopen('http://%s/metrics' % address,
-                                timeout=10) as answer:
-        text = answer.read().decode()
-    series = {}
-    for family in parser.text_string_to_metric_families(text):
-        for sample in family.samples:
-            if not sample.name.startswith(('nova_lite_rpc_server_queue',
-                                           'nova_lite_rpc_clock_skew',
-                                           'nova_lite_rpc_client')):
-                continue
-            key = (sample.name, sample.labels.get('topic'),
-                   sample.labels.get('method'), sample.labels.get('le'))
-            series[key] = series.get(key, 0.0) + sample.value
-    return series
+def _metrics(db, daemon):
+    """A scrape of the daemon's /metrics."""
+    return scrape.metrics(
+        db.service_get(daemon.host, daemon.binary)['metrics_address'])
 
 
-def _delta(before, after, name, topic, method, le=None):
-    key = (name, topic, method, le)
-    return after.get(key, 0.0) - before.get(key, 0.0)
+def _grew(before, after, name, **labels):
+    return after.value(name, **labels) - before.value(name, **labels)
 
 
 def _observed(db, daemon, before, topic, method, count):
-    """The daemon's series once it observed ``count`` more queue times of
-    ``topic``'s ``method``; else None."""
-    series = _rpc_series(db, daemon)
-    if _delta(before, series, _QUEUE + '_count', topic, method) == count:
-        return series
+    """A scrape of the daemon once it observed ``count`` more queue times
+    of ``topic``'s ``method``; else None."""
+    after = _metrics(db, daemon)
+    if _grew(before, after, _QUEUE + '_count', topic=topic,
+             method=method) == count:
+        return after
     return None
 
 
 def _histogram(before, after, method):
-    """The buckets' growth, to say what went wrong."""
-    return {key[3]: value - before.get(key, 0.0)
-            for key, value in after.items()
-            if key[0] == _QUEUE + '_bucket' and key[2] == method}
+    """The queue buckets' growth, to say what went wrong."""
+    return {labels['le']: _grew(before, after, _QUEUE + '_bucket', **labels)
+            for labels in after.labels(_QUEUE + '_bucket')
+            if labels['method'] == method}
 
 
 def test_a_skewed_daemon_is_measured_and_its_queue_times_corrected(
@@ -199,8 +183,8 @@ def test_a_skewed_daemon_is_measured_and_its_queue_times_corrected(
         pytest.fail('%s; its log:\n%s' % (exc, skewed.log_text()[-3000:]))
     offset_ms, bound_ms = float(learned['offset']), float(learned['bound'])
     assert abs(offset_ms - SKEW_MS) <= bound_ms, learned.group(0)
-    # ... and reads it again with every one: two more, and it holds the
-    # tight one (or a tighter one).
+    # ... and reads it again with every one: after two more, it holds a
+    # row written since the tight one.
     beats = db.service_get('skewed', 'nova-lite-conductor')['report_count']
     waiters.wait_for_service(db, 'skewed', 'nova-lite-conductor',
                              min_report_count=beats + 2, timeout=30)
@@ -215,7 +199,7 @@ def test_a_skewed_daemon_is_measured_and_its_queue_times_corrected(
 
     # To the skewed host: each ping waited in the queue at most its round
     # trip, truly.  Uncorrected, 3 s more.
-    before = _rpc_series(db, skewed)
+    before = _metrics(db, skewed)
     slowest = 0.0
     for _ in range(PINGS):
         sent = time.monotonic()
@@ -226,8 +210,8 @@ def test_a_skewed_daemon_is_measured_and_its_queue_times_corrected(
     after = waiters.wait_for(
         lambda: _observed(db, skewed, before, 'conductor', 'ping', PINGS),
         timeout=30, what='the conductor\'s queue times')
-    assert _delta(before, after, _QUEUE + '_bucket', 'conductor', 'ping',
-                  le=str(float(bucket))) == PINGS, (
+    assert _grew(before, after, _QUEUE + '_bucket', topic='conductor',
+                 method='ping', le=str(float(bucket))) == PINGS, (
         bucket, _histogram(before, after, 'ping'))
 
     # From the skewed host: the builds go to the skewed conductor, which
@@ -235,8 +219,8 @@ def test_a_skewed_daemon_is_measured_and_its_queue_times_corrected(
     # HOLD in the broker (the known truth), and at most until all are
     # active.  Uncorrected, 3 s negative: observed as 0 and counted as
     # clock skew.
-    conductor_before = _rpc_series(db, skewed)
-    before = _rpc_series(db, compute)
+    conductor_before = _metrics(db, skewed)
+    before = _metrics(db, compute)
     uuids = [str(uuid.uuid4()) for _ in range(BUILDS)]
     started = time.monotonic()
     compute.signal(signal.SIGSTOP)
@@ -245,9 +229,9 @@ def test_a_skewed_daemon_is_measured_and_its_queue_times_corrected(
             conductor_rpcapi.ConductorRPCAPI(conf).build_instance(
                 ctxt, instance_uuid)
         waiters.wait_for(
-            lambda: _delta(conductor_before, _rpc_series(db, skewed),
-                           'nova_lite_rpc_client_seconds_count', 'compute',
-                           'spawn') == BUILDS,
+            lambda: _grew(conductor_before, _metrics(db, skewed),
+                          'nova_lite_rpc_client_seconds_count',
+                          topic='compute', method='spawn') == BUILDS,
             timeout=30, what='the conductor to cast %d builds' % BUILDS)
         time.sleep(HOLD)
     finally:
@@ -260,10 +244,10 @@ def test_a_skewed_daemon_is_measured_and_its_queue_times_corrected(
     after = waiters.wait_for(
         lambda: _observed(db, compute, before, 'compute', 'spawn', BUILDS),
         timeout=30, what='the compute\'s queue times')
-    delta = functools.partial(_delta, before, after, topic='compute',
-                              method='spawn')
+    grew = functools.partial(_grew, before, after, topic='compute',
+                             method='spawn')
     assert HOLD - error > 0.1
-    assert delta(_QUEUE + '_bucket', le='0.1') == 0, (
+    assert grew(_QUEUE + '_bucket', le='0.1') == 0, (
         _histogram(before, after, 'spawn'))
-    assert delta('nova_lite_rpc_clock_skew_total') == 0
-    assert delta(_QUEUE + '_sum') <= BUILDS * (elapsed + error)
+    assert grew('nova_lite_rpc_clock_skew_total') == 0
+    assert grew(_QUEUE + '_sum') <= BUILDS * (elapsed + error)
