@@ -300,6 +300,8 @@ def serve(services):
     if timeout:
         _arm_exit_watchdog(timeout)
     starter.kill()
+    # No more self round trips: the services are going away.
+    endpoint.stop_checks()
     budget = max(0.0, timeout - _EXIT_MARGIN)
     # Each stop mostly waits on the broker; overlap them.
     stoppers = [concurrency.spawn(svc.stop, budget)

@@ -6,6 +6,7 @@ import sys
 
 from oslo_log import log as logging
 
+from nova_lite import concurrency
 from nova_lite import config
 from nova_lite import exception
 from nova_lite import monkey_patch
@@ -95,5 +96,24 @@ def serve(services):
         services[0].db.check_schema()
         clean = service.serve(services)
     finally:
-        rpc.cleanup()
+        _cleanup_rpc()
     return 0 if clean else 1
+
+
+# Seconds the transports get to close on the way out.
+_RPC_CLEANUP_WAIT = 1.0
+
+
+def _cleanup_rpc():
+    """Close the transports, waiting at most ``_RPC_CLEANUP_WAIT``.
+
+    Under threading, oslo.messaging's reply poller (every process that made
+    a call has one; the health checks' self round trips make it every
+    daemon) only sees the stop at its next poll timeout, up to 5 s later.
+    The process is exiting: its connections close with it, so waiting
+    longer buys nothing and would eat the graceful shutdown budget.
+    """
+    closer = concurrency.spawn(rpc.cleanup)
+    if not closer.join(_RPC_CLEANUP_WAIT):
+        LOG.debug('Transports still closing after %ss; exiting anyway',
+                  _RPC_CLEANUP_WAIT)

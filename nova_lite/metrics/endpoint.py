@@ -64,6 +64,11 @@ class ProcessEndpoint:
         """Add a started service's checks to the health."""
         self.health.add_service(service)
 
+    def stop_checks(self):
+        """Stop the health checks' self round trips (on shutdown, before
+        the services stop)."""
+        self.health.stop()
+
     def stop(self, timeout=1.0):
         self.health.stop()
         self.watchdog.stop()
