@@ -3,7 +3,8 @@ targets``, scrapes every daemon of a real deployment (conductor,
 scheduler, two computes, inflight, api, each its own process, on a real
 RabbitMQ) without a scrape error; PromQL shows build_instance's queue,
 executor_wait and handling on the conductor, and spawn's on the computes,
-and their counts equal the builds sent.  ``rpc stats`` sees the same
+and their counts equal the builds sent; a compute stopped with SIGSTOP
+shows in Prometheus as its truth says.  ``rpc stats`` sees the same
 builds.  Prometheus is a real component: missing, these tests fail.
 """
 
@@ -12,9 +13,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
+from nova_lite import baserpc
+from nova_lite import concurrency
+from nova_lite import context
 from nova_lite.db import api as db_api
 from nova_lite.db import migration
 from nova_lite.testing import api
@@ -154,6 +159,47 @@ def test_prometheus_scrapes_every_daemon_and_counts_every_build(
     ups = prom.query('min_over_time(up{job="nova_lite"}[10m])')
     assert len(ups) == len(env.daemons)
     assert all(value == 1 for _, value in ups), ups
+
+
+STOPPED_SECONDS = 3.0
+CASTS = 10
+
+
+def test_prometheus_agrees_with_a_sigstop_truth(deployment, prom_server,
+                                                tmp_path, conf, client_rpc):
+    """A compute stopped for 3 s while 10 casts queue for it: in
+    Prometheus, all 10 sit in queue buckets above 2.5 s (and no cast of
+    that method below), as their truth says."""
+    env = deployment
+    _write_targets(env.conf_fixture, tmp_path / 'nova-lite.json')
+    prom = prom_server(tmp_path / 'nova-lite.json')
+    prom.wait_for_targets(len(env.daemons))
+    # Casts of ping: nothing else sends them (health checks and probes
+    # are calls), so the series is this test's alone.
+    cctxt = baserpc.BaseRPCAPI(conf, 'compute').client.prepare(server='cpu2')
+    ctxt = context.get_admin_context()
+    compute = env.daemons['compute2']
+    compute.signal(signal.SIGSTOP)
+    try:
+        stopped_at = time.monotonic()
+        for n in range(CASTS):
+            cctxt.cast(ctxt, 'ping', arg=n)
+        last_sent = time.monotonic()
+        # The truth itself: the compute reads nothing for this long.
+        concurrency.sleep(max(0.0, stopped_at + STOPPED_SECONDS -
+                              time.monotonic()))
+    finally:
+        resumed_at = time.monotonic()
+        compute.signal(signal.SIGCONT)
+    assert resumed_at - last_sent >= 2.5, 'the casts took too long to send'
+    series = ('nova_lite_rpc_server_queue_seconds_bucket{topic="compute",'
+              'method="ping",kind="cast",host="cpu2",le="%s"}')
+    prom.wait_for_value('sum(%s)' % (series % '+Inf'), CASTS)
+    assert prom.value('sum(%s)' % (series % '2.5')) == 0
+    # And the handling of each: a ping, well under a second.
+    assert prom.value(
+        'sum(nova_lite_rpc_server_handling_seconds_bucket{topic="compute",'
+        'method="ping",kind="cast",host="cpu2",le="1.0"})') == CASTS
 
 
 def test_rpc_stats_sees_the_builds(deployment):
