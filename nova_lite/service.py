@@ -170,7 +170,8 @@ class Service:
             else:
                 self.heartbeat_ok_at = time.time()
                 self.heartbeat_failed_at = None
-            self.learn_clock_offset()
+            if not self._stopping.is_set():
+                self.learn_clock_offset()
 
     def _periodic_loop(self):
         delay = random.uniform(0, self.conf.periodic_fuzzy_delay)
@@ -191,17 +192,18 @@ class Service:
             graceful_timeout = self.conf.graceful_shutdown_timeout
         deadline = time.monotonic() + graceful_timeout
         self._stopping.set()
-        waiting = list(self._threads)
+        waiting = list(zip(('heartbeat', 'periodic tasks'), self._threads))
         if self.rpcserver is not None:
             self.rpcserver.stop()
-            waiting.insert(0, concurrency.spawn(self.rpcserver.wait))
-        stuck = [thread for thread in waiting
+            waiting.insert(0, ('RPC handlers',
+                               concurrency.spawn(self.rpcserver.wait)))
+        stuck = [(name, thread) for name, thread in waiting
                  if not thread.join(max(0.0, deadline - time.monotonic()))]
         if stuck:
-            LOG.warning('%s: %d RPC handler or periodic thread(s) still '
-                        'running after %ss; exiting anyway', self.binary,
-                        len(stuck), graceful_timeout)
-            for thread in stuck:
+            LOG.warning('%s: still running after %ss (%s); exiting anyway',
+                        self.binary, graceful_timeout,
+                        ', '.join(name for name, _ in stuck))
+            for _, thread in stuck:
                 thread.kill()
         self.manager.cleanup_host()
         LOG.info('Stopped %s', self.binary)

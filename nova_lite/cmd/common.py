@@ -101,7 +101,7 @@ def serve(services):
 
 
 # Seconds the transports get to close on the way out.
-_RPC_CLEANUP_WAIT = 1.0
+_RPC_CLEANUP_WAIT = 0.5
 
 
 def _cleanup_rpc():
