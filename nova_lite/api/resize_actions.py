@@ -11,6 +11,7 @@ from nova_lite.api import common
 from nova_lite.api import faults
 from nova_lite.api import policies
 from nova_lite.api import servers
+from nova_lite.compute import task_states
 from nova_lite import exception
 
 # Sent by Nova's clients; a fake or QEMU resize has no disk layout to keep.
@@ -44,7 +45,13 @@ def _resize(deps, req, server_id, args):
         flavor = deps.db.flavor_get(flavor_id)
     except exception.FlavorNotFound as exc:
         raise faults.Fault(400, '%s.' % exc)
-    if flavor['flavorid'] == instance['flavorid']:
+    # The state checks come first, as Nova's check_instance_state does: a
+    # busy server, or one in VERIFY_RESIZE (whose flavor is already the new
+    # one), is the conductor's 409, not a 400.  The conductor checks both
+    # again in its transaction.
+    if (flavor['flavorid'] == instance['flavorid'] and
+            instance['task_state'] is None and instance['vm_state'] in
+            task_states.allowed_vm_states('resize')):
         raise faults.Fault(400, str(exception.SameFlavor()))
     deps.conductor.resize_instance(common.context_of(req), server_id,
                                    flavor['flavorid'])

@@ -28,8 +28,6 @@ def _action(app, server_id, body, token='admin:admin'):
      'additional properties are not allowed (size)'),
     ({'resize': {'flavorRef': ''}}, 'flavorRef'),
     ({'resize': {'flavorRef': 'nine'}}, 'Flavor nine could not be found.'),
-    ({'resize': {'flavorRef': '1'}},
-     'When resizing, instances must change flavor!'),
     ({'resize': '2'}, 'expected an object'),
     ({'confirmResize': {}}, 'expected null'),
     ({'revertResize': 1}, 'expected null'),
@@ -40,6 +38,23 @@ def test_malformed_resize_is_400(app, conductor, body, message):
     assert resp.status_int == 400, resp.text
     assert message in resp.json['badRequest']['message']
     assert [name for name, *_ in conductor.calls] == ['build_instance']
+
+
+def test_resize_to_the_same_flavor_is_400_only_for_a_resizable_server(
+        app, conductor, db):
+    """As Nova's check_instance_state comes first: an ACTIVE server is
+    refused at once; a server in VERIFY_RESIZE (its flavor already the
+    new one) goes to the conductor, whose state check answers 409."""
+    server_id = _create(app, flavor='1')
+    db.instance_update(server_id, vm_state='active', task_state=None)
+    resp = _action(app, server_id, {'resize': {'flavorRef': '1'}})
+    assert resp.status_int == 400, resp.text
+    assert ('When resizing, instances must change flavor!' in
+            resp.json['badRequest']['message'])
+    db.instance_update(server_id, vm_state='resized')
+    resp = _action(app, server_id, {'resize': {'flavorRef': '1'}})
+    assert [name for name, *_ in conductor.calls] == [
+        'build_instance', 'resize_instance']
 
 
 def test_resize_actions_call_the_conductor(app, conductor):
