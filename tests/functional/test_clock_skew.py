@@ -228,11 +228,16 @@ def test_a_skewed_daemon_is_measured_and_its_queue_times_corrected(
         for instance_uuid in uuids:
             conductor_rpcapi.ConductorRPCAPI(conf).build_instance(
                 ctxt, instance_uuid)
-        waiters.wait_for(
-            lambda: _grew(conductor_before, _metrics(db, skewed),
-                          'nova_lite_rpc_client_seconds_count',
-                          topic='compute', method='spawn') == BUILDS,
-            timeout=30, what='the conductor to cast %d builds' % BUILDS)
+        try:
+            waiters.wait_for(
+                lambda: _grew(conductor_before, _metrics(db, skewed),
+                              'nova_lite_rpc_client_seconds_count',
+                              topic='compute', method='spawn') == BUILDS,
+                timeout=30, what='the conductor to cast %d builds' % BUILDS)
+        except waiters.WaitTimeout as exc:
+            pytest.fail('%s; instances %s; the conductor\'s log:\n%s' % (
+                exc, [db.instance_get(u) for u in uuids],
+                skewed.log_text()[-4000:]))
         time.sleep(HOLD)
     finally:
         compute.signal(signal.SIGCONT)
