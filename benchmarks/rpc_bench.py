@@ -33,6 +33,7 @@ import time
 import backends  # benchmarks/, next to this file
 import procstat
 import rpc_report as report
+import scrape as scrape_mod
 
 # Names get a per-run suffix (--run-id), so a stray server from an earlier
 # run can never consume this run's messages.
@@ -222,19 +223,9 @@ def scrape(address, interval):
 
 def server_echo_count(address):
     """The count of ``echo`` calls in the server's handling histogram."""
-    import urllib.request
-    from prometheus_client import parser
-
-    with urllib.request.urlopen('http://%s/metrics' % address,
-                                timeout=5) as answer:
-        text = answer.read().decode('utf-8')
-    for family in parser.text_string_to_metric_families(text):
-        if family.name != 'nova_lite_rpc_server_handling_seconds':
-            continue
-        return sum(sample.value for sample in family.samples
-                   if sample.name.endswith('_count') and
-                   sample.labels.get('method') == 'echo')
-    return 0
+    return scrape_mod.histogram(
+        scrape_mod.get(address), 'nova_lite_rpc_server_handling_seconds',
+        method='echo').count
 
 
 # --------------------------------------------------------------------------

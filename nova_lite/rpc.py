@@ -300,8 +300,11 @@ class TimedDispatcher(dispatcher.RPCDispatcher):
             self._observe(incoming, started, time.monotonic(), outcome)
 
     def _observe(self, incoming, started, ended, outcome):
-        received_at, received_mono = getattr(
-            incoming, 'nova_lite_received', (time.time(), started))
+        received = getattr(incoming, 'nova_lite_received', None)
+        if received is None:
+            # Not through TimedRPCServer: received as the handler started.
+            received = (time.time(), started)
+        received_at, received_mono = received
         ctxt = incoming.ctxt if isinstance(incoming.ctxt, dict) else {}
         queue, skewed = stamps.queue_seconds(ctxt.get(stamps.CONTEXT_KEY),
                                              received_at)
