@@ -386,11 +386,13 @@ def measure(client, calls, warmup, concurrency, conc_calls, casts,
     latencies = []
     cpu_before = procstat.cpu_seconds(server_pid)
     client_before = time.process_time()
+    began = time.perf_counter()
     for _ in range(calls):
         start = time.perf_counter()
         client.call()
         latencies.append((time.perf_counter() - start) * 1000.0)
-    result = {'p50': statistics.median(latencies),
+    result = {'seq_rate': calls / (time.perf_counter() - began),
+              'p50': statistics.median(latencies),
               'p99': stats.percentile(latencies, 99), 'max': max(latencies),
               'cpu': (procstat.cpu_seconds(server_pid) - cpu_before) / calls * 1e6,
               'ccpu': (time.process_time() - client_before) / calls * 1e6}
@@ -609,6 +611,14 @@ def run_rounds(args):
     checks = report.print_backend_ratio(samples, args)
     checks += report.print_metrics_overhead(samples, results, args)
     checks = report.oslo_checks(results, warnings) + checks
+    if 'nova_lite_metrics' in args.stacks:
+        report.print_pieces(results, {
+            backend: json.loads(subprocess.run(
+                [sys.executable, os.path.join(os.path.dirname(
+                    os.path.abspath(__file__)), 'rpc_overhead.py')],
+                stdout=subprocess.PIPE, text=True, check=True, timeout=600,
+                env=backends.child_env(backend)).stdout)
+            for backend in args.backends}, args)
     report.print_checks(checks)
     report.print_round_ratios(samples, args)
     return 0

@@ -226,6 +226,55 @@ def print_metrics_overhead(samples, results, args):
     return checks
 
 
+# rpc_overhead.py's pieces: (key, title, side).
+PIECES = (
+    ('client_wrap', 'client: TimedClient, observe_client', 'client'),
+    ('stamp_encode', 'client: the stamp, JSON-encoded', 'client'),
+    ('receipt', 'server: receipt stamp', 'server'),
+    ('dispatch', 'server: dispatch timed, observe_server', 'server'),
+    ('stamp_decode', 'server: the stamp, JSON-decoded', 'server'),
+)
+
+
+def print_pieces(results, pieces, args):
+    """What the metrics add, piece by piece (``pieces``: rpc_overhead.py's
+    JSON per backend), and what it comes to against the full stack's
+    medians: per message, and the endpoint's fixed cost (watchdog,
+    scrapes) spread over the sequential phase's calls."""
+    run = [b for b in backends.BACKENDS if b in pieces]
+    print()
+    print('what the metrics add, piece by piece (rpc_overhead.py: in one '
+          'process, CPU us, best of 25):')
+    print('  %-42s' % '' + ''.join('%12s' % b for b in run))
+    for key, title, _ in PIECES:
+        print('  %-42s' % title + ''.join('%12.2f' % pieces[b][key]
+                                          for b in run))
+    totals = {b: {side: sum(pieces[b][key] for key, _, s in PIECES
+                            if s == side) for side in ('client', 'server')}
+              for b in run}
+    for side in ('client', 'server'):
+        print('  %-42s' % ('%s, per call' % side) + ''.join(
+            '%12.2f' % totals[b][side] for b in run))
+    print('  %-42s' % 'watchdog, ms CPU per s' + ''.join(
+        '%12.2f' % pieces[b]['watchdog'] for b in run))
+    print('  %-42s' % 'rendering /metrics, ms per scrape' + ''.join(
+        '%12.2f' % pieces[b]['scrape'] for b in run))
+    for b in run:
+        base = results.get(NOVA % b)
+        if not base or 'seq_rate' not in base:
+            continue
+        endpoint = ((pieces[b]['watchdog'] + pieces[b]['scrape'] /
+                     args.scrape_interval) * 1000.0 / base['seq_rate'])
+        print('  %s: client %.2f us = %.2f%% of nova_lite\'s %.0f us per '
+              'call; server %.2f us + endpoint %.2f us (%.0f calls/s) = '
+              '%.2f%% of %.0f us' % (
+                  b, totals[b]['client'],
+                  100.0 * totals[b]['client'] / base['ccpu'], base['ccpu'],
+                  totals[b]['server'], endpoint, base['seq_rate'],
+                  100.0 * (totals[b]['server'] + endpoint) / base['cpu'],
+                  base['cpu']))
+
+
 def print_checks(checks):
     print()
     for title, ok in checks:
