@@ -249,3 +249,12 @@ class SameFlavor(InvalidInput):
 class MetricsListenError(NovaLiteException):
     msg_fmt = ('Cannot listen for /metrics on %(host)s:%(port)s: %(reason)s '
                '(see [metrics] bind_host and port)')
+
+
+class TargetsWriteError(NovaLiteException):
+    msg_fmt = 'Cannot write the Prometheus targets file %(path)s: %(reason)s'
+
+
+class NoMetricsEndpoints(NovaLiteException):
+    msg_fmt = ('No registered service has a metrics endpoint (is [metrics] '
+               'enabled on the daemons?)')

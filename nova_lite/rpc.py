@@ -56,6 +56,9 @@ _TIMED = {'on': True}
 
 _VERSION_RE = re.compile(r'^\d+\.\d+$')
 
+# oslo.messaging's suffix on the class of a re-raised remote exception.
+_REMOTE_SUFFIX = '_Remote'
+
 _CONTEXT_DEFAULTS = (None, False, [], '')
 _DERIVED_CONTEXT_KEYS = frozenset(['user_identity'])
 
@@ -161,7 +164,13 @@ def get_client(target, version_cap=None, timeout=None):
 def _outcome(exc):
     if isinstance(exc, messaging.MessagingTimeout):
         return 'timeout'
-    return type(exc).__name__
+    name = type(exc).__name__
+    # A remote exception from ALLOWED_EXMODS is re-raised as a subclass
+    # named CLASS_Remote: label it as the server does, CLASS.
+    if (name.endswith(_REMOTE_SUFFIX) and
+            type(exc).__module__.endswith(_REMOTE_SUFFIX)):
+        name = name[:-len(_REMOTE_SUFFIX)]
+    return name
 
 
 class TimedClient:
@@ -280,6 +289,8 @@ class TimedDispatcher(dispatcher.RPCDispatcher):
         self._methods = documented_methods(endpoints, self.access_policy)
 
     def _method_label(self, message):
+        if not isinstance(message, dict):
+            return metrics_registry.UNKNOWN_METHOD
         method = message.get('method')
         if (message.get('namespace'), method) in self._methods:
             return method

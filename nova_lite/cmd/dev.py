@@ -8,12 +8,20 @@ different ``host`` values, prints ``service list``, and runs until Ctrl-C or
 
 It starts nova-lite-api too (noauth2, on 127.0.0.1 ``--api-port``) and
 builds its demo instance through it, with ``POST /v2.1/servers``.
+
+Every daemon serves ``/metrics`` and ``/health`` on a free port of
+127.0.0.1.  Once they are up it prints each endpoint and writes
+``STATE_DIR/prometheus/nova-lite-targets.json`` (Prometheus file_sd, as
+``nova-lite-manage metrics targets --output`` writes it) and, beside it, a
+``prometheus.yml`` that scrapes them; it prints the command that starts a
+Prometheus on them (it does not start one).
 """
 
 from nova_lite import concurrency
 from nova_lite import monkey_patch  # (must be first)
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -29,6 +37,7 @@ from nova_lite import context
 from nova_lite.db import api as db_api
 from nova_lite.db import migration
 from nova_lite.inflight import rpcapi as inflight_rpcapi
+from nova_lite.metrics import targets
 from nova_lite import process
 from nova_lite import rpc
 from nova_lite import servicegroup
@@ -83,6 +92,8 @@ def _deployment_values(args):
         'compute': {'driver': args.driver},
         'api': {'host': '127.0.0.1', 'port': args.api_port,
                 'auth_strategy': 'noauth2'},
+        # Each daemon on a free port of its own (written to its row).
+        'metrics': {'enabled': True, 'bind_host': '127.0.0.1', 'port': 0},
     }
     if args.transport_url:
         values['DEFAULT']['transport_url'] = args.transport_url
@@ -154,6 +165,42 @@ def _print_services(conf, db):
     print(flush=True)
 
 
+# The rules of a checkout (etc/ is not installed with the package).
+RULES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'etc', 'prometheus', 'nova-lite-rules.yml')
+
+
+def _publish_metrics(db, state_dir, conf_path):
+    """Print every daemon's endpoint; write the file_sd file and a
+    Prometheus config that reads it; print how to start Prometheus."""
+    services = db.service_get_all()
+    for svc in services:
+        address = targets.scrape_address(svc)
+        print('metrics %-20s host=%-9s %s' % (
+            svc['binary'], svc['host'],
+            'http://%s/metrics (and /health)' % address if address
+            else '- (no endpoint)'))
+    directory = os.path.join(state_dir, 'prometheus')
+    os.makedirs(directory, exist_ok=True)
+    targets_path = os.path.join(directory, 'nova-lite-targets.json')
+    groups = targets.write_file_sd(targets_path, services)
+    config_path = os.path.join(directory, 'prometheus.yml')
+    rules = [RULES] if os.path.exists(RULES) else []
+    targets.write_atomically(config_path, json.dumps(
+        targets.scrape_config(targets_path, rules, interval=5.0),
+        indent=2) + '\n')
+    print('Prometheus file_sd: %d target(s) in %s (again: nova-lite-manage '
+          '--config-file %s metrics targets --output %s)' % (
+              len(groups), targets_path, conf_path, targets_path))
+    print('Prometheus on them: prometheus --config.file %s '
+          '--storage.tsdb.path %s --web.listen-address 127.0.0.1:9090 '
+          '(or add the file to a file_sd_configs of yours, with '
+          'honor_labels: true: etc/prometheus/prometheus.yml)' % (
+              config_path, os.path.join(directory, 'data')))
+    print('Without Prometheus: nova-lite-manage --config-file %s rpc stats '
+          '--watch' % conf_path, flush=True)
+
+
 def _demo_build(conf, db):
     """One instance through the API: api -> conductor -> scheduler ->
     compute."""
@@ -204,6 +251,7 @@ def main(argv=None):
                                      _daemon_plan(args.computes))
             _wait_all_up(conf, db, daemons)
             _print_services(conf, db)
+            _publish_metrics(db, state_dir, conf_path)
             rpc.init(conf)
             _demo_build(conf, db)
             print('running %s; Ctrl-C stops every daemon and prints the '

@@ -5,4 +5,10 @@
 - ``services.ServiceFactory``: in-process services and daemon processes,
   always stopped at cleanup.
 - ``waiters``: wait for a condition, a handled cast, or a service up/down.
+- ``scrape``: a daemon's ``/metrics`` (parsed), ``/health`` and probes.
+- ``rabbit_node.RabbitNode``: a private RabbitMQ node on loopback, for
+  tests that stop the broker or build a cluster.
+- ``prometheus.PrometheusServer``: a real Prometheus scraping the daemons
+  of a file_sd file (``nova-lite-manage metrics targets --output``), with
+  PromQL helpers that wait for a value.
 """

@@ -32,6 +32,22 @@ TEST_DEFAULTS = {
 }
 
 
+class Fixture(fixtures.Fixture):
+    """A ``fixtures.Fixture`` whose set-up raises a nova_lite error as
+    itself.  ``fixtures`` wraps whatever ``_setUp`` raises in
+    ``MultipleExceptions``; unwrapped, a test can turn a component that
+    cannot be had (``BrokerUnavailable``) into a one-line failure."""
+
+    def setUp(self):
+        try:
+            super().setUp()
+        except fixtures.MultipleExceptions as exc:
+            error = exc.args[0][1]
+            if isinstance(error, exception.NovaLiteException):
+                raise error from None
+            raise
+
+
 class ConfFixture(fixtures.Fixture):
     """A parsed nova_lite config in a temporary state directory.
 
@@ -90,7 +106,7 @@ class BrokerUnavailable(exception.NovaLiteException):
                'await_startup" (the README test command does this).')
 
 
-class RabbitVhost(fixtures.Fixture):
+class RabbitVhost(Fixture):
     """A fresh vhost and user on the local broker, deleted on cleanup.
 
     ``url`` is a transport_url for it; ``password`` is unique per run so a

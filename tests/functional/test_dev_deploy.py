@@ -1,7 +1,12 @@
 """README command 1: the local deployment, run as a user would."""
 
+import json
+import re
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from nova_lite.testing import api
 
@@ -33,3 +38,23 @@ def test_deploy_starts_reports_and_stops_everything(rabbit, tmp_path):
     report = out.split('Inflight over the last', 1)[1]
     for host in ('compute1', 'compute2', 'control1'):
         assert host in report
+    # Every daemon's endpoint, printed and in the file_sd file.
+    printed = dict(re.findall(
+        r'^metrics (nova-lite-\S+\s+host=\S+)\s+http://(\S+)/metrics',
+        out, re.M))
+    assert len(printed) == 6, out
+    state = tmp_path / 'dev' / 'prometheus'
+    groups = json.loads((state / 'nova-lite-targets.json').read_text())
+    assert sorted(g['targets'][0] for g in groups) == sorted(
+        printed.values())
+    assert 'prometheus --config.file %s' % (state / 'prometheus.yml') in out
+    # The config it prints for Prometheus is valid, rules included.
+    promtool = shutil.which('promtool')
+    if promtool is None:
+        pytest.fail('promtool is not installed (apt-get install '
+                    '--no-install-recommends prometheus)', pytrace=False)
+    check = subprocess.run([promtool, 'check', 'config',
+                            str(state / 'prometheus.yml')],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert 'SUCCESS: 1 rule files found' in check.stdout

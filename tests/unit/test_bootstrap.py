@@ -173,3 +173,78 @@ def test_ensure_etcd_uses_a_given_url_and_starts_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == 'url=etcd3+http://etcd.example:2379\n'
     assert not (tmp_path / 'etcd').exists()
+
+
+# apt-get stand-in: records its arguments; at install time records what the
+# policy-rc.d says (101: no service may start), then "installs" stub
+# promtool and prometheus.
+APT_GET = """#!/bin/sh
+echo "$*" >> "$STUB_STATE/apt-get"
+case "$*" in
+*install*)
+    if [ -x "$NOVA_LITE_POLICY_RC_D" ]; then
+        "$NOVA_LITE_POLICY_RC_D" prometheus start
+        echo "policy $?" >> "$STUB_STATE/apt-get"
+    fi
+    for tool in promtool prometheus; do
+        printf '#!/bin/sh\\n' > "$STUB_BIN/$tool"
+        chmod 755 "$STUB_BIN/$tool"
+    done ;;
+esac
+"""
+
+
+def ensure_prometheus(tmp_path, installed=False, policy_exists=False):
+    """``ensure_prometheus`` with a PATH of stubs only (and id as root),
+    so that the real promtool is not found."""
+    bindir = tmp_path / 'bin'
+    bindir.mkdir()
+    stubs = {'apt-get': APT_GET, 'id': '#!/bin/sh\necho 0\n'}
+    if installed:
+        stubs.update(promtool='#!/bin/sh\n', prometheus='#!/bin/sh\n')
+    for name, text in stubs.items():
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
+    for tool in ('chmod', 'rm'):
+        (bindir / tool).symlink_to(subprocess.run(
+            ['bash', '-c', 'command -v ' + tool], capture_output=True,
+            text=True, check=True).stdout.strip())
+    policy = tmp_path / 'policy-rc.d'
+    if policy_exists:
+        policy.write_text('#!/bin/sh\nexit 0\n')
+        policy.chmod(0o755)
+    env = {'PATH': str(bindir), 'STUB_STATE': str(tmp_path),
+           'STUB_BIN': str(bindir), 'NOVA_LITE_POLICY_RC_D': str(policy),
+           'SCRIPT': str(SCRIPT)}
+    result = subprocess.run(
+        ['/bin/bash', '-c', 'source "$SCRIPT" && ensure_prometheus && '
+         'command -v promtool prometheus'], env=env, capture_output=True,
+        text=True, timeout=60)
+    calls = tmp_path / 'apt-get'
+    return result, (calls.read_text().splitlines() if calls.exists()
+                    else []), policy
+
+
+def test_ensure_prometheus_installs_it_and_starts_no_system_server(
+        tmp_path):
+    result, calls, policy = ensure_prometheus(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert calls == ['update -qq',
+                     'install -y -qq --no-install-recommends prometheus',
+                     'policy 101']
+    assert result.stdout.split() == [str(tmp_path / 'bin' / 'promtool'),
+                                     str(tmp_path / 'bin' / 'prometheus')]
+    assert not policy.exists()
+
+
+def test_ensure_prometheus_leaves_a_policy_of_its_own(tmp_path):
+    result, calls, policy = ensure_prometheus(tmp_path, policy_exists=True)
+    assert result.returncode == 0, result.stderr
+    assert calls[-1] == 'policy 0'
+    assert policy.read_text() == '#!/bin/sh\nexit 0\n'
+
+
+def test_ensure_prometheus_installed_already_installs_nothing(tmp_path):
+    result, calls, _ = ensure_prometheus(tmp_path, installed=True)
+    assert result.returncode == 0, result.stderr
+    assert calls == []

@@ -5,7 +5,7 @@ from nova_lite.db import api as db_api
 from nova_lite import servicegroup
 
 LIST_COLUMNS = ('id', 'host', 'binary', 'topic', 'status', 'disabled',
-                'updated_at', 'version')
+                'updated_at', 'version', 'metrics')
 
 
 def add_parser(groups):
@@ -37,6 +37,8 @@ def service_rows(conf, db):
             'status': servicegroup.status(svc, conf.service_down_time),
             'disabled': svc['disabled'],
             'updated_at': svc['last_seen_up'], 'version': svc['version'],
+            # host:port of the process's /metrics (None: not listening).
+            'metrics': svc['metrics_address'],
         })
     return rows
 

@@ -1,0 +1,64 @@
+"""The inflight daemon's Prometheus series."""
+
+import datetime
+
+import prometheus_client
+
+from nova_lite.db import models
+from nova_lite.inflight import probe
+from nova_lite.inflight import sinks
+
+
+def _value(name, **labels):
+    return prometheus_client.REGISTRY.get_sample_value(name, labels)
+
+
+def _row(topic, host, seen_ago=0):
+    return {'topic': topic, 'host': host, 'last_seen_up':
+            models.utcnow() - datetime.timedelta(seconds=seen_ago)}
+
+
+def test_round_sets_the_series(conf):
+    sink = sinks.PrometheusSink(conf)
+    before = _value('nova_lite_inflight_seconds_count', topic='pt',
+                    phase='total') or 0
+    timeouts = _value('nova_lite_inflight_timeouts_total', topic='pt',
+                      host='b') or 0
+    answered = probe.Sample(topic='pt', host='a', to_service=2.0,
+                            in_service=1000.0, greenthread_overhead=1.0,
+                            from_service=3.0, total=1005.0)
+    lost = probe.Sample(topic='pt', host='b', timed_out=True)
+    sink.emit([answered, lost], {'pt': {'messages': 4, 'consumers': 2}},
+              [_row('pt', 'a'), _row('pt', 'b', seen_ago=3600)])
+    assert _value('nova_lite_inflight_seconds_count', topic='pt',
+                  phase='total') == before + 1
+    assert _value('nova_lite_inflight_last_seconds', topic='pt', host='a',
+                  phase='in_service') == 1.0
+    assert _value('nova_lite_inflight_timeouts_total', topic='pt',
+                  host='b') == timeouts + 1
+    assert _value('nova_lite_service_reachable', topic='pt', host='a') == 1
+    assert _value('nova_lite_service_reachable', topic='pt', host='b') == 0
+    assert _value('nova_lite_service_up', topic='pt', host='a') == 1
+    assert _value('nova_lite_service_up', topic='pt', host='b') == 0
+    assert _value('nova_lite_queue_messages', queue='pt') == 4
+    assert _value('nova_lite_queue_consumers', queue='pt') == 2
+
+    # b leaves the services table: its series go with it.
+    sink.emit([answered], {}, [_row('pt', 'a')])
+    assert _value('nova_lite_service_up', topic='pt', host='b') is None
+    assert _value('nova_lite_service_reachable', topic='pt',
+                  host='b') is None
+    assert _value('nova_lite_service_up', topic='pt', host='a') == 1
+
+
+def test_per_service_series_can_be_turned_off(conf):
+    conf.set_override('per_service_series', False, group='metrics')
+    sink = sinks.PrometheusSink(conf)
+    sample = probe.Sample(topic='pq', host='a', to_service=2.0,
+                          in_service=1000.0, greenthread_overhead=1.0,
+                          from_service=3.0, total=1005.0)
+    sink.emit([sample], {}, [_row('pq', 'a')])
+    assert _value('nova_lite_inflight_last_seconds', topic='pq', host='a',
+                  phase='total') is None
+    assert _value('nova_lite_inflight_seconds_count', topic='pq',
+                  phase='total') >= 1
