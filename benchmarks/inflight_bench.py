@@ -2,8 +2,9 @@
 
     bin/nova-lite-dev bench inflight      # or: python benchmarks/inflight_bench.py
 
-Cases 1-3 and 5 run once per concurrency backend (``--backends``): the
+Cases 1-3, 5 and 6 run once per concurrency backend (``--backends``): the
 probed daemons run that backend, the prober (this process) runs eventlet.
+``--cases`` picks some of them.
 
 1. Hub block: a compute daemon running nova_lite.testing.managers.BusyManager
    (through compute_manager) blocks its hub (eventlet) or holds the GIL
@@ -22,6 +23,12 @@ probed daemons run that backend, the prober (this process) runs eventlet.
    probes (0.2 s sleep) run every 0.5 s against a daemon heartbeating every
    second.  Target: no probe late by more than 50 ms beyond its sleep, and
    the service stays up.
+6. SIGSTOP: the compute of cases 1-3 is stopped 3 s while 10 probes (1 s
+   sleep) queue for it, then continued.  Its own /metrics (the
+   ``metrics_address`` of its row) must count every probe in
+   nova_lite_rpc_server_queue_seconds above 2.5 s, and hold the sleep in
+   nova_lite_rpc_server_handling_seconds within +-10%
+   (``inflight_sigstop``).
 """
 
 import argparse
@@ -36,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import backends  # noqa: E402  (benchmarks/, next to this file)
+import inflight_sigstop  # noqa: E402
 import procstat  # noqa: E402
 
 TARGET_ERROR = 0.10
@@ -269,7 +277,8 @@ def db_locked(bench, ctxt, base, backend, rounds=3, hold=3.0):
 
 
 def run_backend(bench, args, backend):
-    """Cases 1, 2, 3 and 5 against daemons on ``backend``; the checks."""
+    """Cases 1, 2, 3, 5 and 6 (those in ``args.cases``) against daemons on
+    ``backend``; the checks."""
     from nova_lite import baserpc
     from nova_lite import context
     from nova_lite.testing import managers
@@ -282,39 +291,50 @@ def run_backend(bench, args, backend):
     busy = managers.BusyRPCAPI(bench.conf, 'compute')
     base.ping(ctxt, 'warm-up', host=host)
     print('--- probed daemons on the %s backend ---' % backend)
-    ok_block = print_accuracy(
-        '1. %s blocked 300 ms by CPU work (%d probes each)' % (
-            'hub' if backend == backends.EVENTLET else 'GIL', args.rounds),
-        hub_block(ctxt, base, busy, host, args.rounds))
-    ok_backlog = print_accuracy(
-        '2. backlog of %d casts x %.0f ms ahead of the probe' % (
-            args.casts, args.cast_ms),
-        backlog(ctxt, base, busy, host, args.rounds, args.casts,
-                args.cast_ms))
-    cost = probe_cost(ctxt, base, daemon, args.probes, args.interval)
-    print('3. probe cost on the probed service (%d probes, 1 s sleep)' %
-          args.probes)
-    print('  idle service CPU %.3f%%; one probe %.3f ms CPU; at one '
-          'probe per %.0f s: %.4f%% of a core; lost %d' % (
-              cost['idle_pct'], cost['per_probe_ms'], args.interval,
-              cost['pct_at_interval'], cost['lost']))
-    locked = db_locked(bench, ctxt, base, backend)
-    print('5. DB write-locked by another process, 3 x 3 s, probes with '
-          '0.2 s sleep every 0.5 s')
-    print('  probes %d; late beyond the sleep: p50 %.1f ms, max %.1f ms; '
-          'heartbeats meanwhile %d; service %s' % (
-              locked['probes'], locked['late_p50'], locked['late_max'],
-              locked['heartbeats'], 'up' if locked['up'] else 'DOWN'))
+    checks = []
+    if 1 in args.cases:
+        ok_block = print_accuracy(
+            '1. %s blocked 300 ms by CPU work (%d probes each)' % (
+                'hub' if backend == backends.EVENTLET else 'GIL',
+                args.rounds),
+            hub_block(ctxt, base, busy, host, args.rounds))
+        checks.append(('%s: hub block within +-10%%' % backend, ok_block))
+    if 2 in args.cases:
+        ok_backlog = print_accuracy(
+            '2. backlog of %d casts x %.0f ms ahead of the probe' % (
+                args.casts, args.cast_ms),
+            backlog(ctxt, base, busy, host, args.rounds, args.casts,
+                    args.cast_ms))
+        checks.append(('%s: backlog within +-10%%' % backend, ok_backlog))
+    if 3 in args.cases:
+        cost = probe_cost(ctxt, base, daemon, args.probes, args.interval)
+        print('3. probe cost on the probed service (%d probes, 1 s sleep)' %
+              args.probes)
+        print('  idle service CPU %.3f%%; one probe %.3f ms CPU; at one '
+              'probe per %.0f s: %.4f%% of a core; lost %d' % (
+                  cost['idle_pct'], cost['per_probe_ms'], args.interval,
+                  cost['pct_at_interval'], cost['lost']))
+        checks.append((
+            '%s: probe cost < 1%% at the default interval' % backend,
+            cost['pct_at_interval'] < 1.0))
+    if 5 in args.cases:
+        locked = db_locked(bench, ctxt, base, backend)
+        print('5. DB write-locked by another process, 3 x 3 s, probes with '
+              '0.2 s sleep every 0.5 s')
+        print('  probes %d; late beyond the sleep: p50 %.1f ms, max %.1f ms; '
+              'heartbeats meanwhile %d; service %s' % (
+                  locked['probes'], locked['late_p50'], locked['late_max'],
+                  locked['heartbeats'], 'up' if locked['up'] else 'DOWN'))
+        checks.append(('%s: DB locked, no probe late > %.0f ms, service '
+                       'up' % (backend, TARGET_LATE_MS),
+                       locked['late_max'] < TARGET_LATE_MS and locked['up']))
+    if 6 in args.cases:
+        stopped = inflight_sigstop.run(
+            bench, ctxt, base, daemon, pings=args.stop_pings,
+            stop=args.stop_seconds, sleep=args.stop_sleep)
+        checks += inflight_sigstop.report(backend, stopped)
     print()
-    return [
-        ('%s: hub block within +-10%%' % backend, ok_block),
-        ('%s: backlog within +-10%%' % backend, ok_backlog),
-        ('%s: probe cost < 1%% at the default interval' % backend,
-         cost['pct_at_interval'] < 1.0),
-        ('%s: DB locked, no probe late > %.0f ms, service up' % (
-            backend, TARGET_LATE_MS),
-         locked['late_max'] < TARGET_LATE_MS and locked['up']),
-    ]
+    return checks
 
 
 def _summary_rows(rows):
@@ -341,6 +361,18 @@ def print_accuracy(title, rows):
                for entries in _summary_rows(rows).values())
 
 
+def _cases(text):
+    """argparse type: comma-separated case numbers."""
+    try:
+        cases = sorted({int(c) for c in text.split(',') if c.strip()})
+    except ValueError:
+        cases = []
+    if not cases or not set(cases) <= {1, 2, 3, 4, 5, 6}:
+        raise argparse.ArgumentTypeError('expected case numbers 1-6, '
+                                         'comma-separated')
+    return cases
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--url', default='rabbit://guest:guest@localhost:5672/')
@@ -356,6 +388,16 @@ def main():
                         help='Simulated services for the scale case; 0 '
                              'skips it.')
     parser.add_argument('--interval', type=float, default=10.0)
+    parser.add_argument('--cases', type=_cases, default=[1, 2, 3, 4, 5, 6],
+                        help='Cases to run, comma-separated (default: '
+                             '1,2,3,4,5,6).')
+    parser.add_argument('--stop-seconds', type=float, default=3.0,
+                        help='Case 6: how long the compute stays stopped '
+                             '(default 3).')
+    parser.add_argument('--stop-pings', type=int, default=10,
+                        help='Case 6: probes queued meanwhile (default 10).')
+    parser.add_argument('--stop-sleep', type=float, default=1.0,
+                        help='Case 6: the probes\' sleep (default 1).')
     parser.add_argument('--serve-many', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--count', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--conf', help=argparse.SUPPRESS)
@@ -374,7 +416,7 @@ def main():
               'prober on eventlet)\n')
         for backend in args.backends:
             checks += run_backend(bench, args, backend)
-        if args.services:
+        if args.services and 4 in args.cases:
             with backends.children_on(args.backends[0]):
                 result = scale(bench, args.services, args.interval)
             print('4. scale (%s): one inflight daemon, %d services, %.0f s '

@@ -2,15 +2,23 @@
 
     bin/nova-lite-dev bench            # or: python benchmarks/rpc_bench.py
 
-Five stacks: raw py-amqp; raw oslo.messaging and nova_lite, each on the
-eventlet and on the threading backend.  Each server runs in its own process
+Seven stacks: raw py-amqp; raw oslo.messaging, nova_lite and nova_lite
++metrics, each on the eventlet and on the threading backend.  nova_lite is
+the service without RPC metrics (``rpc.init(conf, timed=False)``: no
+stamps, no timing; started without ``service.serve``'s process endpoint:
+no hub watchdog, no health round trips, no listener).  nova_lite +metrics
+is the service as the daemons run it (``service.serve``: every message
+stamped and timed, the endpoint with its /metrics listener), scraped once
+per second by a separate process.  Each server runs in its own process
 and each measurement in a fresh client process on the stack's backend
 (eventlet-patched, or with eventlet never imported).  For calls: sequential
 p50/p99/max over --calls calls after a warm-up, then throughput with
 --concurrency callers (greenthreads, or native threads under threading).
 For casts: throughput until the server has consumed them all.  Prints one
 table with ratios to raw oslo.messaging on the same backend, the ratio
-threading / eventlet for nova_lite, and the targets from the issue.
+threading / eventlet for nova_lite, what the metrics cost (nova_lite
++metrics / nova_lite, per round and by medians), and the targets from the
+issues.
 """
 
 import argparse
@@ -24,6 +32,8 @@ import time
 
 import backends  # benchmarks/, next to this file
 import procstat
+import rpc_report as report
+import scrape as scrape_mod
 
 # Names get a per-run suffix (--run-id), so a stray server from an earlier
 # run can never consume this run's messages.
@@ -134,11 +144,20 @@ def serve_oslo(url, backend):
     server.wait()
 
 
-def serve_nova_lite(url, state_dir):
-    """A nova_lite Service with a benchmark manager, as a daemon runs it."""
+def serve_nova_lite(url, state_dir, metrics):
+    """A nova_lite Service with a benchmark manager.
+
+    ``metrics``: as a daemon runs it (``service.serve``: RPC timing, the
+    process endpoint, its listener on a free port, whose address READY
+    names).  Without: no timing or stamps (``rpc.init(conf,
+    timed=False)``) and the service started by hand, without the endpoint
+    that ``service.serve`` adds; then, as ``serve`` does, the start-up's
+    objects are frozen out of the garbage collector's view.
+    """
     from nova_lite import monkey_patch  # noqa: F401
     import oslo_messaging as messaging
 
+    from nova_lite import concurrency
     from nova_lite import config
     from nova_lite.db import api as db_api
     from nova_lite.db import migration
@@ -159,12 +178,54 @@ def serve_nova_lite(url, state_dir):
                       group='database')
     db = db_api.API(conf)
     migration.db_sync(db)
-    rpc.init(conf)
+    rpc.init(conf, timed=metrics)
     svc = service.Service(conf, binary='nova-lite-bench', topic=TOPIC,
                           manager=BenchManager, host='bench', db=db)
-    # serve() starts the service; READY is printed from the manager hook.
-    BenchManager.post_start_hook = lambda self: print('READY', flush=True)
-    service.serve([svc])
+    if metrics:
+        # serve() starts the service; READY is printed from the manager
+        # hook, once the listener's address is known.
+        BenchManager.post_start_hook = lambda self: print(
+            'READY', svc.metrics_address, flush=True)
+        service.serve([svc])
+        return
+    svc.start()
+    gc.collect()
+    gc.freeze()
+    print('READY', flush=True)
+    concurrency.Event().wait()      # until terminated
+
+
+def scrape(address, interval):
+    """GET http://ADDRESS/metrics every ``interval`` s, as Prometheus
+    would, until stdin closes; then print how many scrapes, errors and
+    bytes."""
+    import json
+    import threading
+    import urllib.request
+
+    done = threading.Event()
+
+    def _watch():
+        sys.stdin.read()
+        done.set()
+    threading.Thread(target=_watch, daemon=True).start()
+    counts = {'scrapes': 0, 'errors': 0, 'bytes': 0}
+    while not done.wait(interval):
+        try:
+            with urllib.request.urlopen('http://%s/metrics' % address,
+                                        timeout=5) as answer:
+                counts['bytes'] += len(answer.read())
+            counts['scrapes'] += 1
+        except OSError:
+            counts['errors'] += 1
+    print(json.dumps(counts), flush=True)
+
+
+def server_echo_count(address):
+    """The count of ``echo`` calls in the server's handling histogram."""
+    return scrape_mod.histogram(
+        scrape_mod.get(address), 'nova_lite_rpc_server_handling_seconds',
+        method='echo').count
 
 
 # --------------------------------------------------------------------------
@@ -241,6 +302,10 @@ class OsloClient:
 
 
 class NovaLiteClient:
+    """An rpcapi client; every call and cast timed only when TIMED."""
+
+    TIMED = False
+
     def __init__(self, url):
         from nova_lite import config
         from nova_lite import context
@@ -269,7 +334,7 @@ class NovaLiteClient:
 
         conf = config.parse_args([], default_config_files=[])
         conf.set_override('transport_url', url)
-        rpc.init(conf)
+        rpc.init(conf, timed=self.TIMED)
         self.api = BenchRPCAPI(conf)
         self.ctxt = context.get_admin_context()
 
@@ -284,6 +349,10 @@ class NovaLiteClient:
             self.api.count_cast(self.ctxt)
         while self.api.get_count(self.ctxt) < count:
             time.sleep(0.005)
+
+
+class NovaLiteMetricsClient(NovaLiteClient):
+    TIMED = True
 
 
 # --------------------------------------------------------------------------
@@ -317,20 +386,28 @@ def measure(client, calls, warmup, concurrency, conc_calls, casts,
     latencies = []
     cpu_before = procstat.cpu_seconds(server_pid)
     client_before = time.process_time()
+    began = time.perf_counter()
     for _ in range(calls):
         start = time.perf_counter()
         client.call()
         latencies.append((time.perf_counter() - start) * 1000.0)
-    result = {'p50': statistics.median(latencies),
+    result = {'seq_rate': calls / (time.perf_counter() - began),
+              'p50': statistics.median(latencies),
               'p99': stats.percentile(latencies, 99), 'max': max(latencies),
               'cpu': (procstat.cpu_seconds(server_pid) - cpu_before) / calls * 1e6,
               'ccpu': (time.process_time() - client_before) / calls * 1e6}
     if client.concurrent_call is not None:
         broker_before = _broker_cpu()
+        cpu_before = procstat.cpu_seconds(server_pid)
+        client_before = time.process_time()
         start = time.perf_counter()
         nl_concurrency.map_concurrently(lambda _: client.concurrent_call(),
                                         range(conc_calls), concurrency)
         result['conc'] = conc_calls / (time.perf_counter() - start)
+        result['cpu_conc'] = ((procstat.cpu_seconds(server_pid) - cpu_before)
+                              / conc_calls * 1e6)
+        result['ccpu_conc'] = ((time.process_time() - client_before)
+                               / conc_calls * 1e6)
         if broker_before is not None:
             result['bcpu'] = ((_broker_cpu() - broker_before)
                               / conc_calls * 1e6)
@@ -351,138 +428,47 @@ def start_server(mode, backend, url, state_dir, run_id):
     if 'READY' not in line:
         proc.kill()
         raise SystemExit('%s server did not start' % mode)
-    return proc
+    # "READY [metrics address]"
+    return proc, (line.split()[1:] or [None])[0]
 
 
-def _fmt(value, unit=''):
-    if value is None:
-        return 'n/a'
-    return '%.2f%s' % (value, unit) if value < 100 else '%.0f%s' % (value,
-                                                                   unit)
+def start_scraper(address, interval):
+    """A separate process scraping ``address`` (its CPU is nobody's)."""
+    return subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), '--scrape', address,
+         '--scrape-interval', str(interval)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
-
-RAW = 'raw py-amqp'
-OSLO = 'oslo.messaging (%s)'
-NOVA = 'nova_lite (%s)'
 
 # (table label, server and client mode, backend of both processes, client).
-# raw py-amqp has no executor; its processes run eventlet as before.
+# raw py-amqp has no executor; its processes run eventlet as before.  A
+# stack's nova_lite and +metrics variants are neighbours, so that a round
+# measures them under much the same conditions.
 STACKS = (
-    (RAW, 'raw', backends.EVENTLET, 'RawClient'),
-    (OSLO % backends.EVENTLET, 'oslo', backends.EVENTLET, 'OsloClient'),
-    (OSLO % backends.THREADING, 'oslo', backends.THREADING, 'OsloClient'),
-    (NOVA % backends.EVENTLET, 'nova_lite', backends.EVENTLET,
+    (report.RAW, 'raw', backends.EVENTLET, 'RawClient'),
+    (report.OSLO % backends.EVENTLET, 'oslo', backends.EVENTLET,
+     'OsloClient'),
+    (report.OSLO % backends.THREADING, 'oslo', backends.THREADING,
+     'OsloClient'),
+    (report.NOVA % backends.EVENTLET, 'nova_lite', backends.EVENTLET,
      'NovaLiteClient'),
-    (NOVA % backends.THREADING, 'nova_lite', backends.THREADING,
+    (report.NOVA_METRICS % backends.EVENTLET, 'nova_lite_metrics',
+     backends.EVENTLET, 'NovaLiteMetricsClient'),
+    (report.NOVA % backends.THREADING, 'nova_lite', backends.THREADING,
      'NovaLiteClient'),
+    (report.NOVA_METRICS % backends.THREADING, 'nova_lite_metrics',
+     backends.THREADING, 'NovaLiteMetricsClient'),
 )
-
-# The issue's target for the threading backend, on throughput.
-THREADING_TARGET = 0.9
+MODES = ('raw', 'oslo', 'nova_lite', 'nova_lite_metrics')
 
 
-def _round_ratios(samples, numerator, denominator, key):
-    return [num[key] / den[key] for num, den in zip(samples[numerator],
-                                                   samples[denominator])]
-
-
-def print_round_ratios(samples, args):
-    """nova_lite / oslo per round and backend: the spread the medians
-    hide."""
-    print()
-    print('nova_lite / oslo.messaging on the same backend, in each round '
-          '(the stacks take turns, so a round shares the machine\'s '
-          'conditions):')
-    for backend in backends.BACKENDS:
-        for key, title in (('p50', 'call p50'),
-                           ('conc', 'calls/s @%d' % args.concurrency),
-                           ('casts', 'casts/s')):
-            ratios = _round_ratios(samples, NOVA % backend, OSLO % backend,
-                                   key)
-            print('  %-10s %-14s %s' % (backend, title, '  '.join(
-                '%.3f' % r for r in ratios)))
-
-
-def print_backend_ratio(samples, args):
-    """nova_lite threading / eventlet throughput, per round and median,
-    against the issue's target; True when both medians meet it."""
-    print()
-    print('nova_lite (threading) / nova_lite (eventlet), per round and '
-          'median; target: threading-backend throughput >= %.1fx '
-          'eventlet\'s' % THREADING_TARGET)
-    met = True
-    for key, title in (('conc', 'calls/s @%d' % args.concurrency),
-                       ('casts', 'casts/s')):
-        ratios = _round_ratios(samples, NOVA % backends.THREADING,
-                               NOVA % backends.EVENTLET, key)
-        median = statistics.median(ratios)
-        met = met and median >= THREADING_TARGET
-        print('  %-14s rounds %s   median %.3fx  [%s]' % (
-            title, '  '.join('%.3f' % r for r in ratios), median,
-            'met' if median >= THREADING_TARGET else 'MISSED'))
-    return met
-
-
-def print_table(results, pool_warnings, args):
-    cols = [('p50', 'call p50 ms'), ('p99', 'call p99 ms'),
-            ('max', 'call max ms'),
-            ('conc', 'calls/s @%d' % args.concurrency),
-            ('casts', 'casts/s'), ('cpu', 'srv us/call'),
-            ('ccpu', 'cli us/call'),
-            ('bcpu', 'brk us/c@%d' % args.concurrency)]
-    header = '%-28s' % 'stack' + ''.join('%14s' % title for _, title in cols)
-    print()
-    print('RPC benchmark: %d sequential calls after %d warm-up, %d calls '
-          'from %d concurrent callers (greenthreads; native threads under '
-          'threading), %d casts, one RabbitMQ broker' % (
-              args.calls, args.warmup, args.conc_calls, args.concurrency,
-              args.casts))
-    print(header)
-    print('-' * len(header))
-    for name, result in results.items():
-        print('%-28s' % name + ''.join(
-            '%14s' % _fmt(result.get(key)) for key, _ in cols))
-    print('(medians of %d rounds; "Connection pool limit exceeded" warnings: '
-          '%s)' % (args.rounds, ', '.join(
-              '%s %d' % (name, count)
-              for name, count in pool_warnings.items())))
-    print()
-    print('ratios to raw oslo.messaging on the same backend (nova_lite / '
-          'oslo):')
-    print('  %-14s %10s %10s' % (('',) + backends.BACKENDS))
-    for key, title in cols:
-        ratios = []
-        for backend in backends.BACKENDS:
-            nova, base = results[NOVA % backend], results[OSLO % backend]
-            ratios.append('%.3fx' % (nova[key] / base[key])
-                          if nova.get(key) and base.get(key) else 'n/a')
-        print('  %-14s %10s %10s' % ((title,) + tuple(ratios)))
-
-
-def print_checks(results, pool_warnings, backend_ratio_met):
-    """The issue's targets: nova_lite against raw oslo.messaging on each
-    backend, and threading against eventlet."""
-    checks = []
-    for backend in backends.BACKENDS:
-        name = NOVA % backend
-        nova, base = results[name], results[OSLO % backend]
-        checks += [
-            ('%s call p50 <= 1.05x oslo' % name,
-             nova['p50'] <= 1.05 * base['p50']),
-            ('%s call max <= 10 ms' % name, nova['max'] <= 10.0),
-            ('%s 50-concurrent >= 1.0x oslo' % name,
-             nova['conc'] >= 1.0 * base['conc']),
-            ('no "Connection pool limit exceeded" warnings in %s' % name,
-             pool_warnings[name] == 0),
-            ('%s casts >= 0.95x oslo' % name,
-             nova['casts'] >= 0.95 * base['casts']),
-        ]
-    checks.append(('threading-backend throughput >= %.1fx eventlet\'s '
-                   '(median ratios above)' % THREADING_TARGET,
-                   backend_ratio_met))
-    print()
-    for title, ok in checks:
-        print('  [%s] %s' % ('met' if ok else 'MISSED', title))
+def _modes(text):
+    """argparse type: comma-separated server modes."""
+    names = [name.strip() for name in text.split(',') if name.strip()]
+    if not names or set(names) - set(MODES):
+        raise argparse.ArgumentTypeError(
+            'expected stacks from %s, comma-separated' % ', '.join(MODES))
+    return names
 
 
 def main():
@@ -495,18 +481,31 @@ def main():
                         help='Calls in the concurrent throughput phase '
                              '(default 5000).')
     parser.add_argument('--casts', type=int, default=5000)
-    parser.add_argument('--rounds', type=int, default=3,
+    parser.add_argument('--rounds', type=int, default=5,
                         help='Rounds of every stack; the table shows '
-                             'medians (default 3).')
-    parser.add_argument('--serve', choices=['raw', 'oslo', 'nova_lite'],
-                        help=argparse.SUPPRESS)
+                             'medians (default 5).')
+    parser.add_argument('--stacks', type=_modes, default=list(MODES),
+                        help='Stacks to run, comma-separated, from %s '
+                             '(default: all); each on both backends, but '
+                             'raw.' % ', '.join(MODES))
+    parser.add_argument('--backends', type=backends.backend_list,
+                        default=list(backends.BACKENDS),
+                        help='Backends of the oslo and nova_lite stacks, '
+                             'comma-separated (default: eventlet,'
+                             'threading).')
+    parser.add_argument('--scrape-interval', type=float, default=1.0,
+                        help='Seconds between scrapes of nova_lite '
+                             '+metrics\'s /metrics (default 1).')
+    parser.add_argument('--serve', choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument('--backend', choices=backends.BACKENDS,
                         default=backends.EVENTLET, help=argparse.SUPPRESS)
     parser.add_argument('--state-dir', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--run-id', default=None, help=argparse.SUPPRESS)
-    parser.add_argument('--measure', choices=['raw', 'oslo', 'nova_lite'],
-                        help=argparse.SUPPRESS)
+    parser.add_argument('--measure', choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument('--scrape', help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.scrape:
+        return scrape(args.scrape, args.scrape_interval)
     if args.serve:
         _set_run_id(args.run_id)
         _exit_with_parent()
@@ -514,8 +513,9 @@ def main():
         return serve_raw(args.url)
     if args.serve == 'oslo':
         return serve_oslo(args.url, args.backend)
-    if args.serve == 'nova_lite':
-        return serve_nova_lite(args.url, args.state_dir)
+    if args.serve in ('nova_lite', 'nova_lite_metrics'):
+        return serve_nova_lite(args.url, args.state_dir,
+                               metrics=args.serve == 'nova_lite_metrics')
 
     if args.measure:
         return measure_in_this_process(args)
@@ -526,7 +526,8 @@ def measure_in_this_process(args):
     """One stack, one round: server subprocess + client here; JSON out.
 
     Started with the stack's backend in its environment, which the server
-    inherits; nova_lite.monkey_patch applies it here first.
+    inherits; nova_lite.monkey_patch applies it here first.  A server
+    with a /metrics listener is scraped by a third process meanwhile.
     """
     from nova_lite import monkey_patch
     import json
@@ -539,13 +540,25 @@ def measure_in_this_process(args):
             name, monkey_patch.BACKEND, monkey_patch.SOURCE))
     pool_warnings = _PoolWarnings()
     logging.getLogger().addHandler(pool_warnings)
-    server = start_server(mode, backend, args.url, args.state_dir,
-                          args.run_id)
+    server, address = start_server(mode, backend, args.url, args.state_dir,
+                                   args.run_id)
+    scraper = None
     try:
+        if address:
+            scraper = start_scraper(address, args.scrape_interval)
         client = globals()[client_name](args.url)
         result = measure(client, args.calls, args.warmup, args.concurrency,
                          args.conc_calls, args.casts, server.pid)
+        if scraper is not None:
+            scraper.stdin.close()
+            result['scrapes'] = json.loads(scraper.stdout.read())
+            result['scrapes'].update(
+                echo_counted=server_echo_count(address),
+                echo_sent=args.warmup + args.calls + args.conc_calls)
     finally:
+        if scraper is not None:
+            scraper.kill()
+            scraper.wait()
         server.terminate()
         server.wait()
     result['pool_warnings'] = pool_warnings.count
@@ -567,13 +580,15 @@ def run_rounds(args):
     import uuid
 
     state_dir = tempfile.mkdtemp(prefix='nova_lite_bench_')
-    samples = {stack[0]: [] for stack in STACKS}
+    stacks = [s for s in STACKS if s[1] in args.stacks and
+              (s[1] == 'raw' or s[2] in args.backends)]
+    samples = {stack[0]: [] for stack in stacks}
     for round_no in range(1, args.rounds + 1):
         # Each round starts with another stack: whichever runs right after
         # another meets the broker still cleaning up the previous one's
         # queues and connections, and that must not always be the same one.
-        offset = (round_no - 1) % len(STACKS)
-        for name, mode, backend, _ in STACKS[offset:] + STACKS[:offset]:
+        offset = (round_no - 1) % len(stacks)
+        for name, mode, backend, _ in stacks[offset:] + stacks[:offset]:
             argv = [sys.executable, os.path.abspath(__file__),
                     '--measure', mode, '--backend', backend,
                     '--url', args.url,
@@ -581,6 +596,7 @@ def run_rounds(args):
                     '--concurrency', str(args.concurrency),
                     '--conc-calls', str(args.conc_calls),
                     '--casts', str(args.casts), '--state-dir', state_dir,
+                    '--scrape-interval', str(args.scrape_interval),
                     '--run-id', uuid.uuid4().hex[:8]]
             out = subprocess.run(argv, stdout=subprocess.PIPE, text=True,
                                  check=True, timeout=600,
@@ -588,15 +604,23 @@ def run_rounds(args):
             samples[name].append(json.loads(out.strip().splitlines()[-1]))
             print('round %d/%d: %s done' % (round_no, args.rounds, name),
                   file=sys.stderr, flush=True)
-    results = {name: {key: statistics.median(r[key] for r in rounds)
-                      for key in rounds[0] if key != 'pool_warnings'}
-               for name, rounds in samples.items()}
+    results = report.medians(samples)
     warnings = {name: sum(r['pool_warnings'] for r in rounds)
                 for name, rounds in samples.items()}
-    print_table(results, warnings, args)
-    backend_ratio_met = print_backend_ratio(samples, args)
-    print_checks(results, warnings, backend_ratio_met)
-    print_round_ratios(samples, args)
+    report.print_table(results, warnings, args)
+    checks = report.print_backend_ratio(samples, args)
+    checks += report.print_metrics_overhead(samples, results, args)
+    checks = report.oslo_checks(results, warnings) + checks
+    if 'nova_lite_metrics' in args.stacks:
+        report.print_pieces(results, {
+            backend: json.loads(subprocess.run(
+                [sys.executable, os.path.join(os.path.dirname(
+                    os.path.abspath(__file__)), 'rpc_overhead.py')],
+                stdout=subprocess.PIPE, text=True, check=True, timeout=600,
+                env=backends.child_env(backend)).stdout)
+            for backend in args.backends}, args)
+    report.print_checks(checks)
+    report.print_round_ratios(samples, args)
     return 0
 
 

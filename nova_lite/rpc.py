@@ -18,6 +18,10 @@ in the server's listener thread as the message leaves the driver, before
 it waits for an executor worker.  Clients are wrapped (``TimedClient``) so
 that a call is timed to its reply and a cast to the broker's publish
 confirm (oslo.messaging's rabbit driver publishes with confirms).
+
+``init(conf, timed=False)`` leaves all of that out: plain oslo.messaging
+clients and servers, no stamps.  Daemons always time; it exists so that
+``benchmarks/rpc_bench.py`` can measure what the timing costs.
 """
 
 import re
@@ -47,6 +51,8 @@ ALLOWED_EXMODS = [exception.__name__]
 TRANSPORT = None
 NOTIFICATION_TRANSPORT = None
 NOTIFIER = None
+# False only for the benchmark's baseline (init(conf, timed=False)).
+_TIMED = {'on': True}
 
 _VERSION_RE = re.compile(r'^\d+\.\d+$')
 
@@ -57,11 +63,16 @@ _CONTEXT_DEFAULTS = (None, False, [], '')
 _DERIVED_CONTEXT_KEYS = frozenset(['user_identity'])
 
 
-def init(conf):
-    """Create this process's transports; safe to call once per process."""
+def init(conf, timed=True):
+    """Create this process's transports; safe to call once per process.
+
+    ``timed=False``: clients and servers without any timing or stamps, as
+    before RPC metrics existed; a benchmark knob, not for daemons.
+    """
     global TRANSPORT, NOTIFICATION_TRANSPORT, NOTIFIER
     if TRANSPORT is not None:
         return
+    _TIMED['on'] = timed
     LOG.info('Using message broker %s', utils.mask_url(conf.transport_url))
     stamps.configure(conf.host)
     rpc_timing.configure(conf)
@@ -78,7 +89,8 @@ def init(conf):
                 utils.mask_url(str(exc))))
     NOTIFIER = messaging.Notifier(
         NOTIFICATION_TRANSPORT, driver='messagingv2',
-        serializer=RequestContextSerializer(JsonPayloadSerializer()),
+        serializer=RequestContextSerializer(JsonPayloadSerializer(),
+                                            stamp=timed),
         topics=['notifications'])
 
 
@@ -89,6 +101,7 @@ def cleanup():
         if transport is not None:
             transport.cleanup()
     TRANSPORT = NOTIFICATION_TRANSPORT = NOTIFIER = None
+    _TIMED['on'] = True
 
 
 def _transport():
@@ -104,10 +117,12 @@ class JsonPayloadSerializer(messaging.NoOpSerializer):
 
 
 class RequestContextSerializer(messaging.Serializer):
-    """Carries a ``RequestContext`` (and its request_id) across the wire."""
+    """Carries a ``RequestContext`` (and its request_id) across the wire,
+    with the sender's stamp unless ``stamp`` is false."""
 
-    def __init__(self, base=None):
+    def __init__(self, base=None, stamp=True):
         self._base = base
+        self._stamp = stamp
 
     def serialize_entity(self, context, entity):
         if not self._base:
@@ -126,8 +141,9 @@ class RequestContextSerializer(messaging.Serializer):
         values = {key: value for key, value in context.to_dict().items()
                   if value not in _CONTEXT_DEFAULTS
                   and key not in _DERIVED_CONTEXT_KEYS}
-        # Serialized just before the publish: the sender's stamp.
-        values[stamps.CONTEXT_KEY] = stamps.make()
+        if self._stamp:
+            # Serialized just before the publish: the sender's stamp.
+            values[stamps.CONTEXT_KEY] = stamps.make()
         return values
 
     def deserialize_context(self, context):
@@ -135,11 +151,14 @@ class RequestContextSerializer(messaging.Serializer):
 
 
 def get_client(target, version_cap=None, timeout=None):
-    """An RPC client whose every call and cast is timed (``TimedClient``)."""
-    return TimedClient(messaging.get_rpc_client(
+    """An RPC client whose every call and cast is timed (``TimedClient``;
+    the plain oslo.messaging client after ``init(conf, timed=False)``)."""
+    timed = _TIMED['on']
+    client = messaging.get_rpc_client(
         _transport(), target, version_cap=version_cap, timeout=timeout,
-        serializer=RequestContextSerializer(JsonPayloadSerializer())),
-        target.topic)
+        serializer=RequestContextSerializer(JsonPayloadSerializer(),
+                                            stamp=timed))
+    return TimedClient(client, target.topic) if timed else client
 
 
 def _outcome(exc):
@@ -207,9 +226,19 @@ class _BusyCount:
 BUSY_WORKERS = _BusyCount()
 
 
-class TimedRPCServer(rpc_server.RPCServer):
-    """An RPC server that stamps each message's receipt and counts its
-    executor workers while busy."""
+class CountingRPCServer(rpc_server.RPCServer):
+    """An RPC server whose executor workers are counted while busy."""
+
+    def _process_incoming(self, incoming):
+        BUSY_WORKERS.add(1)
+        try:
+            return super()._process_incoming(incoming)
+        finally:
+            BUSY_WORKERS.add(-1)
+
+
+class TimedRPCServer(CountingRPCServer):
+    """A counting RPC server that also stamps each message's receipt."""
 
     def _on_incoming(self, incoming):
         # The listener's thread, as the messages leave the driver: what
@@ -218,13 +247,6 @@ class TimedRPCServer(rpc_server.RPCServer):
         for message in incoming:
             message.nova_lite_received = received
         super()._on_incoming(incoming)
-
-    def _process_incoming(self, incoming):
-        BUSY_WORKERS.add(1)
-        try:
-            return super()._process_incoming(incoming)
-        finally:
-            BUSY_WORKERS.add(-1)
 
 
 def busy_workers():
@@ -289,8 +311,11 @@ class TimedDispatcher(dispatcher.RPCDispatcher):
             self._observe(incoming, started, time.monotonic(), outcome)
 
     def _observe(self, incoming, started, ended, outcome):
-        received_at, received_mono = getattr(
-            incoming, 'nova_lite_received', (time.time(), started))
+        received = getattr(incoming, 'nova_lite_received', None)
+        if received is None:
+            # Not through TimedRPCServer: received as the handler started.
+            received = (time.time(), started)
+        received_at, received_mono = received
         ctxt = incoming.ctxt if isinstance(incoming.ctxt, dict) else {}
         queue, skewed = stamps.queue_seconds(ctxt.get(stamps.CONTEXT_KEY),
                                              received_at)
@@ -306,7 +331,15 @@ class TimedDispatcher(dispatcher.RPCDispatcher):
 
 def get_server(target, endpoints):
     """An RPC server of ``endpoints`` on ``target``, every message timed
-    (oslo.messaging's ``get_rpc_server``, with our dispatcher)."""
+    (oslo.messaging's ``get_rpc_server``, with our dispatcher; its own
+    dispatcher, untimed, after ``init(conf, timed=False)``)."""
+    if not _TIMED['on']:
+        return messaging.get_rpc_server(
+            _transport(), target, endpoints,
+            executor=concurrency.RPC_EXECUTOR,
+            serializer=RequestContextSerializer(JsonPayloadSerializer(),
+                                                stamp=False),
+            access_policy=RPCAccessPolicy, server_cls=CountingRPCServer)
     serializer = RequestContextSerializer(JsonPayloadSerializer())
     return TimedRPCServer(
         _transport(), target,
