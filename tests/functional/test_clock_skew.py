@@ -92,7 +92,12 @@ def test_a_skewed_host_measures_the_database_servers_clock(
 @pytest.fixture(params=('sqlite', 'postgresql'))
 def conf_fixture(request, rabbit, sql_servers):
     overrides = {'inflight': {'probe_interval': 0.5, 'sleep_seconds': 0.0,
-                              'ping_timeout': 2.0}}
+                              'ping_timeout': 2.0},
+                 # Well above the skew: on the skewed host's clock every
+                 # other service's heartbeat is SKEW_MS older, so with the
+                 # tests' 3 s it judges them all down (and unassigned work
+                 # orphaned) as soon as a heartbeat is a moment late.
+                 'DEFAULT': {'service_down_time': 30}}
     if request.param != 'sqlite':
         overrides['database'] = {
             'connection': sql_servers(request.param).database('clock')}
