@@ -30,6 +30,7 @@ from nova_lite.metrics import stamps
 from nova_lite.testing import fixtures as nl_fixtures
 from nova_lite.testing import scrape
 from nova_lite.testing import waiters
+from tests.functional import test_sql_backends
 
 SKEW_MS = 3000.0
 # A bound the inflight daemon's estimate reaches within a few rounds on
@@ -115,14 +116,6 @@ def unskewed_sender():
     stamps.set_own_offset(saved)
 
 
-def _wait_up(db, daemon):
-    try:
-        waiters.wait_for_service(db, daemon.host, daemon.binary, timeout=60)
-    except waiters.WaitTimeout:
-        pytest.fail('%s never came up; its log:\n%s' % (
-            daemon.binary, daemon.log_text()[-3000:]))
-
-
 def _metrics(db, daemon):
     """A scrape of the daemon's /metrics."""
     return scrape.metrics(
@@ -158,7 +151,7 @@ def test_a_skewed_daemon_is_measured_and_its_queue_times_corrected(
     scheduler = factory.start_daemon('nova-lite-scheduler', 'ctl1')
     compute = factory.start_daemon('nova-lite-compute', 'cpu1')
     for daemon in (inflight, skewed, scheduler, compute):
-        _wait_up(db, daemon)
+        test_sql_backends._wait_up(db, daemon)
 
     # The inflight daemon measures the skew, NTP-style, within its bound
     # (which shrinks to the lowest round trip of its window).
