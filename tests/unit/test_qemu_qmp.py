@@ -12,6 +12,7 @@ from nova_lite import concurrency
 from nova_lite import exception
 from nova_lite import virt
 from nova_lite.conf import qemu as qemu_conf
+from nova_lite.testing import waiters
 from nova_lite.virt.qemu import qmp
 
 _socket = concurrency.native_module('socket')
@@ -203,6 +204,9 @@ def test_socket_closed_fails_the_command_and_calls_on_close(sock_path):
     assert client.closed
     with pytest.raises(qmp.QMPClosed):
         client.execute('query-status')
+    # The reader thread fails the command first, then calls on_close.
+    waiters.wait_for(lambda: recorder.closes, timeout=10,
+                     what='on_close after the socket closed')
     assert len(recorder.closes) == 1
     assert recorder.events[0]['event'] == 'SHUTDOWN'
 
