@@ -21,8 +21,6 @@ import signal
 import statistics
 import time
 
-import scrape
-
 QUEUE = 'nova_lite_rpc_server_queue_seconds'
 HANDLING = 'nova_lite_rpc_server_handling_seconds'
 BOUND = 2.5
@@ -30,10 +28,20 @@ TARGET_ERROR = 0.10
 
 
 def _histograms(address):
-    text = scrape.get(address)
+    """``{(histogram, 'count'|'sum'|'above'): value}`` for the probes'
+    series (``above``: observations greater than BOUND)."""
+    from nova_lite.testing import scrape
+
+    metrics = scrape.metrics(address)
     labels = {'topic': 'compute', 'method': 'inflight', 'kind': 'call'}
-    return (scrape.histogram(text, QUEUE, **labels),
-            scrape.histogram(text, HANDLING, outcome='ok', **labels))
+    values = {}
+    for name, extra in ((QUEUE, {}), (HANDLING, {'outcome': 'ok'})):
+        count = metrics.value(name + '_count', **labels, **extra)
+        values[name, 'count'] = count
+        values[name, 'sum'] = metrics.value(name + '_sum', **labels, **extra)
+        values[name, 'above'] = count - metrics.value(
+            name + '_bucket', le=str(BOUND), **labels, **extra)
+    return values
 
 
 def run(bench, ctxt, base, daemon, pings=10, stop=3.0, sleep=1.0):
@@ -47,7 +55,7 @@ def run(bench, ctxt, base, daemon, pings=10, stop=3.0, sleep=1.0):
     if not address:
         raise SystemExit('%s has no metrics_address in its row' %
                          daemon.host)
-    queue_before, handling_before = _histograms(address)
+    before = _histograms(address)
     os.kill(daemon.pid, signal.SIGSTOP)
     stopped_at = time.time()
     try:
@@ -62,9 +70,8 @@ def run(bench, ctxt, base, daemon, pings=10, stop=3.0, sleep=1.0):
     samples = [p.wait() for p in probes]
     # Every reply has come back, so the daemon observed every probe (it
     # observes before it replies).
-    queue_after, handling_after = _histograms(address)
-    queue = queue_after - queue_before
-    handling = handling_after - handling_before
+    after = _histograms(address)
+    delta = {key: after[key] - before[key] for key in after}
     truths = [continued_at - s.sent_at for s in samples]
     return {
         'address': address, 'pings': pings, 'stop': stop, 'sleep': sleep,
@@ -72,14 +79,21 @@ def run(bench, ctxt, base, daemon, pings=10, stop=3.0, sleep=1.0):
         'truth_min': min(truths), 'truth_mean': statistics.mean(truths),
         'truth_median': statistics.median(truths),
         'truth_above': sum(1 for t in truths if t > BOUND),
-        'queue_count': queue.count, 'queue_above': queue.above(BOUND),
-        'queue_mean': queue.mean,
+        'queue_count': delta[QUEUE, 'count'],
+        'queue_above': delta[QUEUE, 'above'],
+        'queue_mean': _mean(delta, QUEUE),
         'to_service_median': statistics.median(
             s.to_service / 1000.0 for s in samples
             if s.to_service is not None) if any(
                 s.to_service is not None for s in samples) else None,
-        'handling_count': handling.count, 'handling_mean': handling.mean,
+        'handling_count': delta[HANDLING, 'count'],
+        'handling_mean': _mean(delta, HANDLING),
     }
+
+
+def _mean(delta, name):
+    count = delta[name, 'count']
+    return delta[name, 'sum'] / count if count else None
 
 
 def _err(measured, truth):

@@ -32,8 +32,8 @@ import time
 
 import backends  # benchmarks/, next to this file
 import procstat
+import rpc_paired
 import rpc_report as report
-import scrape as scrape_mod
 
 # Names get a per-run suffix (--run-id), so a stray server from an earlier
 # run can never consume this run's messages.
@@ -223,9 +223,10 @@ def scrape(address, interval):
 
 def server_echo_count(address):
     """The count of ``echo`` calls in the server's handling histogram."""
-    return scrape_mod.histogram(
-        scrape_mod.get(address), 'nova_lite_rpc_server_handling_seconds',
-        method='echo').count
+    from nova_lite.testing import scrape as nl_scrape
+
+    return nl_scrape.metrics(address).value(
+        'nova_lite_rpc_server_handling_seconds_count', method='echo')
 
 
 # --------------------------------------------------------------------------
@@ -496,6 +497,20 @@ def main():
     parser.add_argument('--scrape-interval', type=float, default=1.0,
                         help='Seconds between scrapes of nova_lite '
                              '+metrics\'s /metrics (default 1).')
+    parser.add_argument('--paired-blocks', type=int, default=10,
+                        help='Blocks of the paired comparison of nova_lite '
+                             'and nova_lite +metrics, per backend (default '
+                             '10; 0 skips it).')
+    parser.add_argument('--paired-calls', type=int, default=500,
+                        help='Sequential calls per paired block (default '
+                             '500).')
+    parser.add_argument('--paired-conc-calls', type=int, default=1000,
+                        help='Concurrent calls per paired block (default '
+                             '1000).')
+    parser.add_argument('--paired-casts', type=int, default=1000,
+                        help='Casts per paired block (default 1000).')
+    parser.add_argument('--paired-worker', choices=rpc_paired.MODES,
+                        help=argparse.SUPPRESS)
     parser.add_argument('--serve', choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument('--backend', choices=backends.BACKENDS,
                         default=backends.EVENTLET, help=argparse.SUPPRESS)
@@ -506,6 +521,8 @@ def main():
     args = parser.parse_args()
     if args.scrape:
         return scrape(args.scrape, args.scrape_interval)
+    if args.paired_worker:
+        return rpc_paired.serve_worker(args)
     if args.serve:
         _set_run_id(args.run_id)
         _exit_with_parent()
@@ -566,6 +583,39 @@ def measure_in_this_process(args):
     return 0
 
 
+def _measure_once(argv, backend, name, attempts=2):
+    """One stack's round in a child process; tried again once if it
+    fails or hangs (the broker on a shared machine may be restarted by
+    someone else's test meanwhile)."""
+    import json
+
+    for attempt in range(1, attempts + 1):
+        try:
+            out = subprocess.run(argv, stdout=subprocess.PIPE, text=True,
+                                 check=True, timeout=300,
+                                 env=backends.child_env(backend)).stdout
+            return json.loads(out.strip().splitlines()[-1])
+        except (subprocess.SubprocessError, ValueError, IndexError) as exc:
+            print('%s: attempt %d failed: %s' % (name, attempt, exc),
+                  file=sys.stderr, flush=True)
+            if attempt == attempts:
+                raise
+
+
+def _swap_pairs(order):
+    """``order`` with each backend's nova_lite and nova_lite +metrics in
+    each other's place: every other round, so that neither always runs
+    right after the other."""
+    order = list(order)
+    for backend in backends.BACKENDS:
+        where = [i for i, stack in enumerate(order) if stack[2] == backend
+                 and stack[1] in ('nova_lite', 'nova_lite_metrics')]
+        if len(where) == 2:
+            first, second = where
+            order[first], order[second] = order[second], order[first]
+    return order
+
+
 def run_rounds(args):
     """Every stack in a fresh client process, round after round.
 
@@ -588,7 +638,10 @@ def run_rounds(args):
         # another meets the broker still cleaning up the previous one's
         # queues and connections, and that must not always be the same one.
         offset = (round_no - 1) % len(stacks)
-        for name, mode, backend, _ in stacks[offset:] + stacks[:offset]:
+        order = stacks[offset:] + stacks[:offset]
+        if round_no % 2 == 0:
+            order = _swap_pairs(order)
+        for name, mode, backend, _ in order:
             argv = [sys.executable, os.path.abspath(__file__),
                     '--measure', mode, '--backend', backend,
                     '--url', args.url,
@@ -598,10 +651,7 @@ def run_rounds(args):
                     '--casts', str(args.casts), '--state-dir', state_dir,
                     '--scrape-interval', str(args.scrape_interval),
                     '--run-id', uuid.uuid4().hex[:8]]
-            out = subprocess.run(argv, stdout=subprocess.PIPE, text=True,
-                                 check=True, timeout=600,
-                                 env=backends.child_env(backend)).stdout
-            samples[name].append(json.loads(out.strip().splitlines()[-1]))
+            samples[name].append(_measure_once(argv, backend, name))
             print('round %d/%d: %s done' % (round_no, args.rounds, name),
                   file=sys.stderr, flush=True)
     results = report.medians(samples)
@@ -611,6 +661,11 @@ def run_rounds(args):
     checks = report.print_backend_ratio(samples, args)
     checks += report.print_metrics_overhead(samples, results, args)
     checks = report.oslo_checks(results, warnings) + checks
+    paired = (args.paired_blocks > 0 and
+              set(rpc_paired.MODES) <= set(args.stacks))
+    for backend in args.backends if paired else ():
+        blocks, scrapes = rpc_paired.run(args, backend, state_dir)
+        checks += rpc_paired.report(args, backend, blocks, scrapes)
     if 'nova_lite_metrics' in args.stacks:
         report.print_pieces(results, {
             backend: json.loads(subprocess.run(
