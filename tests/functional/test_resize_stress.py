@@ -154,7 +154,10 @@ def _delete_all(env, server_ids):
         assert resp.status == 204, resp
     for server_id in server_ids:
         api.wait_for_gone(env.admin, server_id)
-    assert env.db.allocation_get_all() == []
+    # The destroy's last step on the compute gives the claim back, after
+    # the server is gone from the API.
+    waiters.wait_for(lambda: env.db.allocation_get_all() == [], timeout=30,
+                     what='every claim released')
     assert {(n['vcpus_used'], n['memory_mb_used'], n['local_gb_used'])
             for n in env.db.compute_node_get_all()} == {(0, 0, 0)}
 
