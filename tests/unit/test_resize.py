@@ -478,5 +478,8 @@ def test_a_resize_whose_locks_are_held_ends_cleanly(factory, conf, db, ctxt,
     after = _settled(db, uuid_)
 
     assert (after['vm_state'], after['host']) == ('active', 'h1')
-    assert db.migration_get(accepted['migration_uuid'])['status'] == 'error'
+    # The abandoned work ends its migration as its last step.
+    waiters.wait_for(lambda: db.migration_get(
+        accepted['migration_uuid'])['status'] == 'error', timeout=10,
+        what='the migration ended as error')
     _no_claim_but(db, uuid_)
