@@ -417,10 +417,11 @@ class ComputeManager(block_jobs.BlockJobsMixin, resize.ResizeMixin,
                 self._roll_back_migration(context, instance_jobs, dest, exc)
                 raise
             # Moved: from here on a failure is no rollback (the source is
-            # gone), and the instance ends ERROR.
-            self.db.instance_update(instance_uuid, host=dest, task_state=None)
-            # Its claim follows it (what dest now really holds).
+            # gone), and the instance ends ERROR. Its claim follows it
+            # first, so whoever sees the migration settled (task_state
+            # cleared) also sees what dest now really holds.
             self._move_claim(instance_uuid, dest)
+            self.db.instance_update(instance_uuid, host=dest, task_state=None)
 
     def _roll_back_migration(self, context, instance_jobs, dest, exc):
         """The migration failed before the instance moved: tell ``dest``
