@@ -273,3 +273,30 @@ def test_ring_metric_names_are_exported_and_documented():
         assert '`%s`' % name in readme, name
     assert registry.INFLIGHT_ROUND_SECONDS._upper_bounds[:-1] == list(
         registry.BUCKETS)
+
+
+def test_the_inflight_service_probes_as_one_member_and_leaves(factory, db,
+                                                              conf):
+    """The service's hooks: once it consumes, the manager joins the group
+    and runs ring rounds (alone: everything); its stop leaves the group."""
+    conf.set_override('sleep_seconds', 0.0, group='inflight')
+    factory.start_service('compute', host='h1')
+    svc = factory.start_service('inflight', host='i1')
+    mgr = svc.manager
+    rounds = waiters.wait_for(
+        lambda: _stored_rounds(db), timeout=30, what='a ring round')
+    taken = rounds[min(rounds)]
+    assert sorted(taken) == [(mgr.prober, 'h1'), (mgr.prober, 'i1')]
+    assert mgr._ring.members() == 1 and not mgr._ring.fallback
+    other = ring.ProbeRing(conf, 'i2-2')
+    try:
+        other.watch_once()
+        waiters.wait_for(lambda: other.watch_once() or other.members() == 2,
+                         timeout=15, what='the service in the group')
+        svc.stop(graceful_timeout=10)
+        factory.services.remove(svc)
+        # Left at once: seen at the next watch, long before its lease.
+        other.watch_once()
+        assert other.members() == 1
+    finally:
+        other.stop()
