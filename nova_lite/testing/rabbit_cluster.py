@@ -53,6 +53,8 @@ import sys
 import tempfile
 import time
 
+import kombu
+
 from nova_lite import concurrency
 from nova_lite import utils
 from nova_lite.testing import fixtures as nl_fixtures
@@ -229,6 +231,30 @@ class RabbitCluster(nl_fixtures.Fixture):
             return self.node_named(leader)
         raise KeyError('no queue %r in vhost %s' % (queue,
                                                     vhost or self.vhost))
+
+    def declare_quorum_queues(self, names, node=None):
+        """Declare durable quorum queues ``names`` through a connection to
+        ``node`` (default: node 1), which then leads them (RabbitMQ puts a
+        new quorum queue's leader on the declaring client's node).
+
+        oslo.messaging shuffles the hosts of a multi-host URL, so which
+        node leads a server's queue is chance; a test that kills the node
+        leading given queues declares them first, with the arguments
+        oslo.messaging uses under ``rabbit_quorum_queue`` (a mismatch
+        would fail the daemons' own declares with PRECONDITION_FAILED).
+        """
+        node = node or self.nodes[0]
+        with kombu.Connection(hostname=node.host, port=node.port,
+                              userid=self.user, password=self.password,
+                              virtual_host=self.vhost, transport='pyamqp',
+                              connect_timeout=10) as connection:
+            channel = connection.channel()
+            for name in names:
+                kombu.Queue(name, channel=channel, durable=True,
+                            auto_delete=False,
+                            queue_arguments={'x-queue-type': 'quorum'}
+                            ).declare()
+        return node
 
     def save_state(self):
         """Write ``cluster.json`` and ``transport_url`` to ``base_dir``
