@@ -62,6 +62,7 @@ from nova_lite.testing import rabbit_node
 
 STATE_FILE = 'cluster.json'
 URL_FILE = 'transport_url'
+NODES_DIR = 'nodes'
 
 # A classic queue's pid looks like <rabbit@host.1.2.3>: the node is the
 # part before the last three dotted numbers.
@@ -256,18 +257,19 @@ class RabbitCluster(nl_fixtures.Fixture):
                             ).declare()
         return node
 
-    def save_state(self):
-        """Write ``cluster.json`` and ``transport_url`` to ``base_dir``
-        (for ``stop`` from another process)."""
+    def save_state(self, directory):
+        """Write ``cluster.json`` and ``transport_url`` (mode 0600) to
+        ``directory``, for ``stop_saved`` (``stop``) from another
+        process."""
         state = {'name': self.name, 'url_file': URL_FILE,
                  'nodes': [{'node': node.node, 'port': node.port,
                             'pid': node.pid, 'base_dir': node.base_dir}
                            for node in self.nodes]}
-        path = os.path.join(self.base_dir, URL_FILE)
+        path = os.path.join(directory, URL_FILE)
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                           0o600), 'w') as handle:
             handle.write(self.url + '\n')
-        with open(os.path.join(self.base_dir, STATE_FILE), 'w') as handle:
+        with open(os.path.join(directory, STATE_FILE), 'w') as handle:
             json.dump(state, handle, indent=1)
 
 
@@ -302,12 +304,21 @@ def stop_saved(state_dir, timeout=15.0):
     for node in nodes:
         node.stop(timeout=timeout)
         shutil.rmtree(node.base_dir, True)
+    forget_state(state_dir)
+    return [node.node for node in nodes]
+
+
+def forget_state(state_dir):
+    """Remove what ``save_state`` wrote (the nodes are stopped)."""
     for name in (STATE_FILE, URL_FILE):
         try:
             os.unlink(os.path.join(state_dir, name))
         except FileNotFoundError:
             pass
-    return [node.node for node in nodes]
+    try:
+        os.rmdir(os.path.join(state_dir, NODES_DIR))
+    except OSError:
+        pass
 
 
 def main(argv=None):
@@ -337,14 +348,14 @@ def main(argv=None):
             parser.error('%s already holds a cluster: stop it first' %
                          state_dir)
         cluster = RabbitCluster(size=args.size,
-                                base_dir=os.path.join(state_dir, 'nodes'))
+                                base_dir=os.path.join(state_dir, NODES_DIR))
         try:
             cluster.setUp()
         except BaseException:
             cluster.cleanUp()
             raise
         # No cleanUp: the nodes outlive this process until "stop".
-        cluster.save_state()
+        cluster.save_state(state_dir)
         print('RabbitMQ cluster of %d nodes up in %.1f s: %s' % (
             args.size, cluster.start_seconds, utils.mask_url(cluster.url)))
         for node in cluster.nodes:
