@@ -218,20 +218,30 @@ class RabbitCluster(nl_fixtures.Fixture):
     def leader_of(self, queue, vhost=None):
         """The ``RabbitNode`` that leads quorum queue ``queue`` (for a
         classic queue: the node that hosts it)."""
-        for row in self.list_queues('name', 'type', 'leader', 'pid',
-                                    vhost=vhost):
+        for row in self.list_queues('name', 'type', 'leader', vhost=vhost):
             if row['name'] != queue:
                 continue
             leader = row.get('leader')
             if row.get('type') != 'quorum' or not leader:
-                match = _PID_NODE.match(str(row.get('pid') or ''))
-                leader = match.group(1) if match else None
+                leader = self._classic_node(queue, vhost)
             if not leader:
                 raise nl_fixtures.BrokerUnavailable(
                     reason='queue %s has no leader: %s' % (queue, row))
             return self.node_named(leader)
         raise KeyError('no queue %r in vhost %s' % (queue,
                                                     vhost or self.vhost))
+
+    def _classic_node(self, queue, vhost):
+        # The JSON formatter writes a pid as #PID<11016.1144.0>, without
+        # the node; the table one as <node@host.1668476236.1144.0>.
+        out = self.ctl('list_queues', '-p', vhost or self.vhost,
+                       '--no-table-headers', 'name', 'pid')
+        for line in out.splitlines():
+            name, _, pid = line.rpartition('\t')
+            match = _PID_NODE.match(pid.strip())
+            if name == queue and match:
+                return match.group(1)
+        return None
 
     def declare_quorum_queues(self, names, node=None):
         """Declare durable quorum queues ``names`` through a connection to
@@ -349,11 +359,8 @@ def main(argv=None):
                          state_dir)
         cluster = RabbitCluster(size=args.size,
                                 base_dir=os.path.join(state_dir, NODES_DIR))
-        try:
-            cluster.setUp()
-        except BaseException:
-            cluster.cleanUp()
-            raise
+        # A failed setUp cleans up after itself (fixtures).
+        cluster.setUp()
         # No cleanUp: the nodes outlive this process until "stop".
         cluster.save_state(state_dir)
         print('RabbitMQ cluster of %d nodes up in %.1f s: %s' % (
