@@ -4,8 +4,9 @@
 once (each with its own ``RABBITMQ_NODENAME``, AMQP and distribution
 ports, data and log dirs, and the machine's Erlang cookie), joins nodes
 2..N to node 1 (``stop_app``, ``join_cluster``, ``start_app``), waits
-until ``cluster_status`` shows every node running, then creates one user
-and vhost (they are cluster-wide)::
+until ``cluster_status`` shows every node running.  Node 1 creates the
+one user and vhost (cluster-wide) from its ``rabbitmq.conf`` as it first
+boots::
 
     from nova_lite.testing import rabbit_cluster
 
@@ -15,8 +16,10 @@ and vhost (they are cluster-wide)::
         conf.set_override('rabbit_quorum_queue', True,
                           group='oslo_messaging_rabbit')
         ...
+        cluster.declare_quorum_queues(['compute'])  # led by node 1
         node = cluster.leader_of('compute')     # a RabbitNode
         node.kill()                             # kill -9 of its beam VM
+        cluster.wait_running(2)
         cluster.list_queues('name', 'type', 'leader', 'messages')
         # -> [{'name': 'compute', 'type': 'quorum', ...}, ...]
 
@@ -28,9 +31,10 @@ Cleanup stops every node at once (SIGTERM, then SIGKILL) and removes
 their directories, killed nodes included.
 
 Time on the 2-core dev machine (RabbitMQ 3.10.8), with other test runs
-loading it (load average 10-13): 24-42 s to start 3 nodes, most of it
-the nodes' boot and ``rabbitmqctl`` calls (each boots a VM of its own),
-and about 3 s to stop them (see ``start_seconds``/``stop_seconds``).
+loading it (load average 9-15): 24-62 s to start 3 nodes, most of it
+the nodes' boot and ``rabbitmqctl`` calls (each boots a VM of its own;
+they run side by side where they can), and 2-5 s to stop them (see
+``start_seconds``/``stop_seconds``).  One node alone: about 10 s.
 
 From the shell (``bin/nova-lite-dev deploy --rabbit-cluster 3`` does
 this)::
