@@ -308,11 +308,8 @@ def stop_saved(state_dir, timeout=15.0):
             reason='no cluster state in %s: %s' % (path, exc))
     nodes = []
     for saved in state['nodes']:
-        node = rabbit_node.RabbitNode(port=saved['port'],
-                                      base_dir=saved['base_dir'])
-        node.node = saved['node']
-        node._pid = saved['pid']
-        nodes.append(node)
+        nodes.append(rabbit_node.RabbitNode.started_elsewhere(
+            saved['node'], saved['port'], saved['pid'], saved['base_dir']))
     for node in nodes:
         node.terminate()
     for node in nodes:
