@@ -12,7 +12,6 @@ import tempfile
 import pytest
 
 from nova_lite import concurrency
-from nova_lite import monkey_patch
 from nova_lite.testing import api
 
 
@@ -75,16 +74,15 @@ def reachable_dir():
     shutil.rmtree(path, True)
 
 
-# The command is the same on both backends and the cluster costs most of a
-# minute to start: once, on the default backend.
-@pytest.mark.skipif(concurrency.BACKEND != monkey_patch.EVENTLET,
-                    reason='run once, on the eventlet backend')
+# On the run's backend (--backend), so each backend's daemons reconnect to
+# the cluster's nodes as a user's would.
 def test_deploy_on_a_rabbit_cluster(reachable_dir):
     state_dir = os.path.join(reachable_dir, 'dev')
     result = subprocess.run(
         [sys.executable, '-m', 'nova_lite.cmd.dev', '--duration', '2',
          '--state-dir', state_dir, '--rabbit-cluster', '3', '--computes',
-         '1', '--api-port', str(api.free_port())],
+         '1', '--backend', concurrency.BACKEND,
+         '--api-port', str(api.free_port())],
         capture_output=True, text=True, timeout=400)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
