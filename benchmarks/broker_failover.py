@@ -30,6 +30,7 @@ every accepted create to end ACTIVE or ERROR.  The table gives, per mode:
 
 import argparse
 import collections
+import json
 import os
 import re
 import statistics
@@ -41,12 +42,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import backends  # noqa: E402  (benchmarks/, next to this file)
-import failover_load  # noqa: E402
 
 # This process runs native threads; set before nova_lite is imported.
 os.environ.setdefault(backends.ENV_VAR, backends.THREADING)
 
 from nova_lite import monkey_patch  # noqa: E402,F401  (first of nova_lite)
+import oslo_messaging as messaging  # noqa: E402
+
+import failover_load  # noqa: E402  (imports nova_lite: after monkey_patch)
 from nova_lite import config  # noqa: E402
 from nova_lite.db import api as db_api  # noqa: E402
 from nova_lite.db import migration  # noqa: E402
@@ -71,9 +74,14 @@ PLAN = (('nova-lite-conductor', 'ctl1'), ('nova-lite-scheduler', 'ctl1'),
 KILL_QUEUES = ('conductor', 'compute')
 TOPIC_QUEUES = ('conductor', 'scheduler', 'compute', 'compute.cpu1')
 
+# The (topic, server) whose queues are declared on node 1 before the
+# daemons start: topic, topic.server and a fanout queue each.
+PINNED = (('conductor', 'ctl1'), ('compute', 'cpu1'))
+
 # Log lines worth counting after a failover (driver errors, bugs).
-_LOG_MARKERS = ('541', 'INTERNAL_ERROR', 'NOT_FOUND', 'MessageUndeliverable',
-                'MessagingTimeout', 'Traceback', 'Taking over')
+_LOG_MARKERS = ('INTERNAL_ERROR', 'NOT_FOUND', 'MessageUndeliverable',
+                'MessagingTimeout', 'Could not send notification',
+                'Traceback', 'Taking over')
 _ERROR_LINE = re.compile(r' (ERROR|CRITICAL) ')
 
 
@@ -170,11 +178,46 @@ class Deployment:
         self.db.dispose()
 
 
-def _home(cluster, queue):
+def pin_queues(conf, cluster):
+    """Declare the ``PINNED`` queues through node 1 alone.
+
+    oslo.messaging shuffles the hosts of a multi-host URL per connection,
+    and a queue lives (classic) or is led (quorum, ``client-local``) on
+    the node its declaring connection reached: left alone, the conductor
+    and compute queues land on random nodes, and one kill cannot hit
+    both.  Declared first, here, by an RPC server that stops at once (with
+    the daemons' own options, so their declares match), they sit on node
+    1; the daemons' declares are then no-ops.
+    """
+    transport = messaging.get_rpc_transport(
+        conf, url=cluster.url_for_node(cluster.nodes[0]))
     try:
-        return cluster.leader_of(queue).node
-    except (KeyError, Exception):  # noqa: BLE001 - not declared yet
-        return None
+        for topic, server in PINNED:
+            rpc_server = messaging.get_rpc_server(
+                transport, messaging.Target(topic=topic, server=server),
+                [], executor='threading')
+            rpc_server.start()
+            rpc_server.stop()
+            rpc_server.wait()
+    finally:
+        transport.cleanup()
+
+
+def queue_homes(cluster):
+    """``{queue: node name}``: a quorum queue's leader, a classic queue's
+    node (from each live node's ``list_queues --local``: the JSON
+    formatter shows a classic queue's pid without its node)."""
+    homes = {}
+    for node in cluster.alive_nodes():
+        out = node.ctl('list_queues', '-p', cluster.vhost, '--local',
+                       '--formatter', 'json', 'name', 'type', 'leader')
+        for row in json.loads(out) if out.strip() else []:
+            if row.get('type') == 'quorum':
+                if row.get('leader'):
+                    homes[row['name']] = row['leader']
+            else:
+                homes[row['name']] = node.node
+    return homes
 
 
 def _wait_for(predicate, timeout, interval=0.5):
@@ -195,6 +238,7 @@ def run_mode(args, mode):
         env = Deployment(cluster.url, rabbit, args.backend)
         pingers, creates = [], None
         try:
+            pin_queues(env.conf, cluster)
             env.start()
             rpc.init(env.conf)
             for svc in env.services():
@@ -205,9 +249,10 @@ def run_mode(args, mode):
             creates = failover_load.Creates(env.client, args.rate)
             creates.start()
             time.sleep(args.before)
-            homes = {queue: _home(cluster, queue) for queue in TOPIC_QUEUES}
+            homes = {queue: node for queue, node in
+                     queue_homes(cluster).items() if queue in TOPIC_QUEUES}
             targets = collections.Counter(homes[q] for q in KILL_QUEUES
-                                          if homes[q])
+                                          if homes.get(q))
             victim = cluster.node_named(targets.most_common(1)[0][0])
             out['homes'] = homes
             out['victim'] = victim.node
@@ -294,7 +339,10 @@ def rows(result):
     lost = result['accepted'] - states['active']
     topics = sorted(set(result['casts']) | set(result['casts_before']))
     table = [
-        ('node killed (of 3)', 'n%d' % result['victim_index']),
+        ('node killed (of 3), its queues', 'n%d: %s' % (
+            result['victim_index'], ' '.join(
+                q for q in TOPIC_QUEUES
+                if result['homes'].get(q) == result['victim']) or '-')),
         ('creates sent', str(result['sent'])),
         ('creates accepted (202)', '%d (%d before the kill)' % (
             result['accepted'], result['accepted_before_kill'])),
@@ -318,6 +366,8 @@ def rows(result):
         ('failed pings after the kill',
          _fmt_counter(result['ping_failures'])),
         ('inflight probe timeouts', '%d' % result['probe_timeouts']),
+        ('notifications dropped', str(sum(
+            c['Could not send notification'] for c in logs.values()))),
         ('API errors', _fmt_counter(result['api_errors'])),
         ('POST p50 / max (s)', '%.2f / %.1f' % (result['post_p50'],
                                                  result['post_max'])),
