@@ -15,6 +15,13 @@ Every daemon serves ``/metrics`` and ``/health`` on a free port of
 ``nova-lite-manage metrics targets --output`` writes it) and, beside it, a
 ``prometheus.yml`` that scrapes them; it prints the command that starts a
 Prometheus on them (it does not start one).
+
+With ``--rabbit-cluster N`` it first starts a RabbitMQ cluster of N nodes
+of its own on loopback (``nova_lite.testing.rabbit_cluster``, under
+``STATE_DIR/rabbit-cluster``) and runs every daemon on it, through a
+multi-host transport_url, with quorum queues
+(``conf.messaging.CLUSTER_RABBIT_OPTIONS``); the cluster stops with the
+daemons.
 """
 
 from nova_lite import concurrency
@@ -32,6 +39,7 @@ from nova_lite.cmd import common
 from nova_lite.cmd.manage import inflight as inflight_commands
 from nova_lite.cmd.manage import service as service_commands
 from nova_lite.cmd import output
+from nova_lite.conf import messaging as messaging_conf
 from nova_lite.conductor import rpcapi as conductor_rpcapi
 from nova_lite import context
 from nova_lite.db import api as db_api
@@ -42,6 +50,8 @@ from nova_lite import process
 from nova_lite import rpc
 from nova_lite import servicegroup
 from nova_lite.testing import api as api_client
+from nova_lite.testing import fixtures as nl_fixtures
+from nova_lite.testing import rabbit_cluster
 from nova_lite import utils
 from nova_lite.virt.qemu import process as qemu_process
 
@@ -66,9 +76,16 @@ def build_parser():
                              'to the config as [DEFAULT] '
                              'concurrency_backend (default: eventlet; '
                              'NOVA_LITE_CONCURRENCY_BACKEND, if set, wins).')
-    parser.add_argument('--transport-url',
+    broker = parser.add_mutually_exclusive_group()
+    broker.add_argument('--transport-url',
                         help='Broker URL (default: the config default, '
                              'the local RabbitMQ).')
+    broker.add_argument('--rabbit-cluster', type=int, choices=range(1, 8),
+                        metavar='N',
+                        help='Start a RabbitMQ cluster of N nodes on '
+                             'loopback (under STATE_DIR/rabbit-cluster) and '
+                             'run on it with quorum queues; it stops with '
+                             'the daemons.')
     parser.add_argument('--driver', choices=('fake', 'qemu'), default='fake',
                         help='[compute] driver of the computes (default '
                              'fake); with qemu each compute keeps its '
@@ -80,7 +97,7 @@ def build_parser():
     return parser
 
 
-def _deployment_values(args):
+def _deployment_values(args, cluster=None):
     state_dir = os.path.abspath(args.state_dir)
     values = {
         'DEFAULT': {'state_path': state_dir, 'report_interval': 2,
@@ -97,6 +114,10 @@ def _deployment_values(args):
     }
     if args.transport_url:
         values['DEFAULT']['transport_url'] = args.transport_url
+    if cluster is not None:
+        values['DEFAULT']['transport_url'] = cluster.url
+        values['oslo_messaging_rabbit'] = dict(
+            messaging_conf.CLUSTER_RABBIT_OPTIONS)
     if args.backend:
         values['DEFAULT']['concurrency_backend'] = args.backend
     return values
@@ -231,12 +252,71 @@ def _instance_if_settled(db, instance_uuid):
     return instance if instance['vm_state'] in ('active', 'error') else None
 
 
+def _start_rabbit_cluster(size, state_dir):
+    """A RabbitMQ cluster of ``size`` nodes under
+    ``STATE_DIR/rabbit-cluster``, left to ``_stop_rabbit_cluster``."""
+    directory = os.path.join(state_dir, 'rabbit-cluster')
+    if os.path.exists(os.path.join(directory, rabbit_cluster.STATE_FILE)):
+        # A deployment killed before it could stop its cluster.
+        print('stopping the RabbitMQ cluster left in %s' % directory)
+        rabbit_cluster.stop_saved(directory)
+    os.makedirs(directory, exist_ok=True)
+    print('starting a RabbitMQ cluster of %d node(s) in %s' % (
+        size, directory), flush=True)
+    cluster = rabbit_cluster.RabbitCluster(
+        size=size, base_dir=os.path.join(directory, rabbit_cluster.NODES_DIR))
+    try:
+        cluster.setUp()
+    except BaseException:
+        cluster.cleanUp()
+        raise
+    cluster.save_state(directory)
+    print('RabbitMQ cluster up in %.1f s: %s' % (
+        cluster.start_seconds, utils.mask_url(cluster.url)))
+    for node in cluster.nodes:
+        print('  node %s port %d pid %s' % (node.node, node.port, node.pid))
+    print('  quorum queues on ([oslo_messaging_rabbit] %s); Ctrl-C stops '
+          'the cluster with the daemons; should this command be killed, '
+          'stop it with: python -m nova_lite.testing.rabbit_cluster stop '
+          '--state-dir %s' % (', '.join(
+              '%s = %s' % item for item in
+              messaging_conf.CLUSTER_RABBIT_OPTIONS.items()), directory),
+          flush=True)
+    return cluster, directory
+
+
+def _stop_rabbit_cluster(cluster, directory):
+    cluster.cleanUp()
+    rabbit_cluster.forget_state(directory)
+    print('stopped the RabbitMQ cluster (%d nodes) in %.1f s' % (
+        len(cluster.nodes), cluster.stop_seconds or 0.0))
+
+
 def main(argv=None):
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     state_dir = os.path.abspath(args.state_dir)
     os.makedirs(state_dir, exist_ok=True)
+    if not args.rabbit_cluster:
+        return _deploy(args, state_dir)
+    try:
+        cluster, directory = _start_rabbit_cluster(args.rabbit_cluster,
+                                                   state_dir)
+    except nl_fixtures.BrokerUnavailable as exc:
+        print('%s: error: %s' % (PROG, exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print('\ninterrupted')
+        return 1
+    try:
+        return _deploy(args, state_dir, cluster)
+    finally:
+        _stop_rabbit_cluster(cluster, directory)
+
+
+def _deploy(args, state_dir, cluster=None):
     conf_path = config.write_config_file(
-        os.path.join(state_dir, 'nova-lite.conf'), _deployment_values(args))
+        os.path.join(state_dir, 'nova-lite.conf'),
+        _deployment_values(args, cluster))
     conf = config.parse_args_or_exit(['--config-file', conf_path], PROG)
     daemons = []
     started = time.monotonic()

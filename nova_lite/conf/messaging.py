@@ -29,6 +29,17 @@ _RABBIT_DEFAULTS = {
 }
 EXECUTOR_THREAD_POOL_SIZE = 64
 
+# [oslo_messaging_rabbit] for a RabbitMQ cluster (README, "Production
+# messaging"): quorum queues for the servers' queues and for the reply and
+# fanout ones, replicated on a majority of nodes, so a node that dies
+# loses none of what they hold; heartbeats so that a silent peer is given
+# up within 30 s.  ``nova-lite-dev deploy --rabbit-cluster N`` writes them.
+CLUSTER_RABBIT_OPTIONS = {
+    'rabbit_quorum_queue': True,
+    'rabbit_transient_quorum_queue': True,
+    'heartbeat_timeout_threshold': 30,
+}
+
 
 def _oslo_opts(group):
     # oslo.messaging names its [DEFAULT] group None.

@@ -8,6 +8,8 @@
 - ``scrape``: a daemon's ``/metrics`` (parsed), ``/health`` and probes.
 - ``rabbit_node.RabbitNode``: a private RabbitMQ node on loopback, for
   tests that stop the broker or build a cluster.
+- ``rabbit_cluster.RabbitCluster``: a 3-node RabbitMQ cluster on loopback
+  (multi-host ``url``, ``leader_of(queue)``, ``node.kill()``).
 - ``prometheus.PrometheusServer``: a real Prometheus scraping the daemons
   of a file_sd file (``nova-lite-manage metrics targets --output``), with
   PromQL helpers that wait for a value.

@@ -15,9 +15,11 @@ under a temporary directory, no plugins (so no management listener on
 15672 to fight over) and the machine's Erlang cookie: the Debian scripts
 run the node and ``rabbitmqctl`` as the ``rabbitmq`` user, whose cookie is
 ``/var/lib/rabbitmq/.erlang.cookie``, so nodes started this way can join
-one cluster (``node.ctl('join_cluster', other.node)``).  The node is
-stopped (``rabbitmqctl -n NODE stop``) and its directory removed at
-cleanup.
+one cluster (``node.ctl('join_cluster', other.node)``; see
+``rabbit_cluster.RabbitCluster``).  ``node.kill()`` ends its Erlang VM
+with SIGKILL, as a crash would.  At cleanup the VM is stopped (SIGTERM,
+then SIGKILL if it lingers; nothing to do after a kill) and its directory
+removed.
 """
 
 import os
@@ -48,48 +50,80 @@ class RabbitNode(nl_fixtures.Fixture):
     """A RabbitMQ node of its own (see the module docstring).
 
     ``url`` (after setUp) is a transport_url for a fresh user and vhost on
-    it; ``node`` its Erlang node name; ``port`` its AMQP port.
+    it; ``node`` its Erlang node name; ``port`` its AMQP port; ``pid`` its
+    Erlang VM's pid.
+
+    ``wait=False`` returns from setUp as soon as the VM is launched, with
+    no user, vhost or ``url``: the caller then calls ``wait_started()``
+    (and ``add_user()``), so that several nodes boot at once.  ``port``
+    and ``dist_port`` may be given (the cluster picks distinct ones);
+    ``base_dir`` too.  ``config`` is extra ``rabbitmq.conf`` text (such
+    as ``default_user``, read at the node's first boot).
     """
 
     def __init__(self, prefix='nl-test', host='127.0.0.1',
-                 start_timeout=120.0):
+                 start_timeout=120.0, wait=True, port=None, dist_port=None,
+                 base_dir=None, config=''):
         super().__init__()
         self.node = '%s-%s@localhost' % (prefix, secrets.token_hex(4))
         self.host = host
         self.start_timeout = start_timeout
-        self.port = None
-        self.dist_port = None
-        self.base_dir = None
+        self.wait = wait
+        self.port = port
+        self.dist_port = dist_port
+        self.base_dir = base_dir
+        self.config = config
         self.url = None
         self.vhost = 'nova_lite_test'
         self.user = 'nova_lite_test'
         self.password = 'pw-%s' % secrets.token_hex(8)
+        self._pid = None
 
     def _setUp(self):
         if shutil.which('rabbitmq-server') is None:
             raise nl_fixtures.BrokerUnavailable(
                 reason='rabbitmq-server is not installed')
-        self.base_dir = tempfile.mkdtemp(prefix='nl-rabbit-')
+        if self.base_dir is None:
+            self.base_dir = tempfile.mkdtemp(prefix='nl-rabbit-')
+        else:
+            os.makedirs(self.base_dir)
         self.addCleanup(shutil.rmtree, self.base_dir, True)
-        self.port = free_port(self.host)
-        self.dist_port = free_port(self.host)
+        if self.port is None:
+            self.port = free_port(self.host)
+        if self.dist_port is None:
+            self.dist_port = free_port(self.host)
         for name in ('mnesia', 'log'):
             os.mkdir(os.path.join(self.base_dir, name))
         for name, text in (('enabled_plugins', '[].\n'),
-                           ('rabbitmq.conf', ''),
+                           ('rabbitmq.conf', self.config),
                            ('advanced.config', '[].\n')):
             with open(os.path.join(self.base_dir, name), 'w') as handle:
                 handle.write(text)
         self._give_to_rabbit_user()
         self._start()
-        self.addCleanup(self._stop)
-        self._wait_started()
+        self.addCleanup(self.stop)
+        if self.wait:
+            self.wait_started()
+            self.add_user()
+
+    def add_user(self):
+        """Create this node's vhost and user (with every permission) and
+        set ``url``.  Users and vhosts are cluster-wide: in a cluster,
+        call it on one node only."""
         self.ctl('add_vhost', self.vhost)
         self.ctl('add_user', self.user, self.password)
         self.ctl('set_permissions', '-p', self.vhost, self.user,
                  '.*', '.*', '.*')
-        self.url = 'rabbit://%s:%s@%s:%d/%s' % (
-            self.user, self.password, self.host, self.port, self.vhost)
+        self.url = self.url_for(self.user, self.password)
+
+    def url_for(self, user, password):
+        """``user:password@host:port`` of this node, in a transport_url
+        (the vhost included)."""
+        return 'rabbit://%s/%s' % (self.netloc(user, password), self.vhost)
+
+    def netloc(self, user, password):
+        """``user:password@host:port`` of this node."""
+        return '%s:%s@%s:%d' % (user, password, self.host, self.port)
 
     def env(self):
         """The environment the node and its CLI calls run with."""
@@ -155,7 +189,8 @@ class RabbitNode(nl_fixtures.Fixture):
                 reason='rabbitmq-server -detached for %s failed: %s' % (
                     self.node, (result.stderr or result.stdout).strip()))
 
-    def _wait_started(self):
+    def wait_started(self):
+        """Wait until the node runs RabbitMQ (``await_startup``)."""
         # -detached returns before the node registers with epmd, and
         # await_startup fails at once ("not running") until it has.
         deadline = time.monotonic() + self.start_timeout
@@ -172,6 +207,44 @@ class RabbitNode(nl_fixtures.Fixture):
                              os.path.join(self.base_dir, 'log')))
             concurrency.sleep(0.5)
 
+    @property
+    def pid(self):
+        """The pid of the node's Erlang VM (``beam.smp``), from the pid
+        file RabbitMQ writes as it boots; None before that."""
+        if self._pid is None:
+            try:
+                with open(os.path.join(self.base_dir, 'node.pid')) as handle:
+                    self._pid = int(handle.read().strip())
+            except (OSError, ValueError):
+                return None
+        return self._pid
+
+    def alive(self):
+        """True while the node's Erlang VM runs."""
+        pid = self.pid
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def kill(self, timeout=30.0):
+        """kill -9 the node's Erlang VM (a crash: no goodbye to its
+        peers or clients) and wait until it is gone."""
+        pid = self.pid
+        if pid is None:
+            raise nl_fixtures.BrokerUnavailable(
+                reason='node %s has no pid file to kill' % self.node)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        self._wait_gone(timeout)
+
     def stop_app(self):
         """Stop RabbitMQ on the node (its Erlang VM runs on): every
         connection is closed and the AMQP port refuses new ones."""
@@ -181,15 +254,44 @@ class RabbitNode(nl_fixtures.Fixture):
         """Start RabbitMQ again after ``stop_app``."""
         self.ctl('start_app')
 
-    def _stop(self):
+    def terminate(self):
+        """Ask the VM to stop (SIGTERM: Erlang's ``init:stop()``) without
+        waiting; ``stop()`` waits.  A cluster sends this to every node
+        first so that they stop in parallel."""
+        if self.alive():
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout=30.0):
+        """Stop the node and wait until its VM is gone: SIGTERM, then
+        SIGKILL after ``timeout``.  Nothing to do after ``kill()``.
+        (Signals rather than ``rabbitmqctl stop``: no CLI VM to boot, and
+        it works when the node no longer answers.)"""
+        if self.pid is None:
+            # Killed before it wrote its pid file (or never started):
+            # the CLI is the only way to find it.
+            try:
+                self.ctl('stop', check=False, timeout=timeout)
+            except nl_fixtures.BrokerUnavailable:
+                pass
+            return
+        self.terminate()
         try:
-            if self.ctl('stop', check=False, timeout=60).returncode == 0:
-                return
+            self._wait_gone(timeout)
         except nl_fixtures.BrokerUnavailable:
-            pass
-        # The CLI could not reach it: end the VM through its pid file.
-        try:
-            with open(os.path.join(self.base_dir, 'node.pid')) as handle:
-                os.kill(int(handle.read().strip()), signal.SIGKILL)
-        except (OSError, ValueError):
-            pass
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            self._wait_gone(timeout)
+
+    def _wait_gone(self, timeout):
+        deadline = time.monotonic() + timeout
+        while self.alive():
+            if time.monotonic() >= deadline:
+                raise nl_fixtures.BrokerUnavailable(
+                    reason='node %s (pid %s) still runs after %ss' % (
+                        self.node, self.pid, timeout))
+            concurrency.sleep(0.05)
