@@ -8,9 +8,10 @@ For each mode a 3-node RabbitMQ cluster starts on loopback
 (``nova_lite.testing.rabbit_cluster.RabbitCluster``), and real daemons run
 on its multi-host transport_url: nova-lite-api, -conductor, -scheduler,
 -compute (fake driver) and -inflight (probing every service every 2 s).
-``classic`` uses oslo.messaging's defaults (classic queues);
-``quorum`` sets ``[oslo_messaging_rabbit] rabbit_quorum_queue`` and
-``rabbit_transient_quorum_queue``.  This process creates servers through
+``quorum`` runs the recommended ``[oslo_messaging_rabbit]`` options
+(``rabbit_quorum_queue``, ``rabbit_transient_quorum_queue``,
+``heartbeat_timeout_threshold = 30``); ``classic`` the same with classic
+queues.  This process creates servers through
 the API at ``--rate`` per second and pings every daemon (``baseapi.ping``)
 twice a second; after ``--before`` seconds it kills -9 the node that leads
 (quorum) or hosts (classic) the ``conductor`` and ``compute`` queues, goes
@@ -51,6 +52,7 @@ import oslo_messaging as messaging  # noqa: E402
 
 import failover_load  # noqa: E402  (imports nova_lite: after monkey_patch)
 from nova_lite import config  # noqa: E402
+from nova_lite.conf import messaging as messaging_conf  # noqa: E402
 from nova_lite.db import api as db_api  # noqa: E402
 from nova_lite.db import migration  # noqa: E402
 from nova_lite import process  # noqa: E402
@@ -59,10 +61,14 @@ from nova_lite.testing import api  # noqa: E402
 from nova_lite.testing import rabbit_cluster  # noqa: E402
 from nova_lite.testing import waiters  # noqa: E402
 
+# [oslo_messaging_rabbit] per mode: the recommended options
+# (conf.messaging.CLUSTER_RABBIT_OPTIONS: quorum queues, transient quorum
+# queues, heartbeats), and the same with classic queues.
 MODES = {
-    'classic': {},
-    'quorum': {'rabbit_quorum_queue': True,
-               'rabbit_transient_quorum_queue': True},
+    'classic': dict(messaging_conf.CLUSTER_RABBIT_OPTIONS,
+                    rabbit_quorum_queue=False,
+                    rabbit_transient_quorum_queue=False),
+    'quorum': dict(messaging_conf.CLUSTER_RABBIT_OPTIONS),
 }
 
 # (binary, host) of the daemons each mode runs.
