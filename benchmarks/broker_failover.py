@@ -31,6 +31,7 @@ every accepted create to end ACTIVE or ERROR.  The table gives, per mode:
 
 import argparse
 import collections
+import datetime
 import json
 import os
 import re
@@ -89,6 +90,8 @@ _LOG_MARKERS = ('INTERNAL_ERROR', 'NOT_FOUND', 'MessageUndeliverable',
                 'MessagingTimeout', 'Could not send notification',
                 'Traceback', 'Taking over')
 _ERROR_LINE = re.compile(r' (ERROR|CRITICAL) ')
+_RECONNECTED = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) .*'
+                          r'Reconnected to AMQP server')
 
 
 class Deployment:
@@ -179,6 +182,21 @@ class Deployment:
             counts[name] = found
         return counts, samples
 
+    def last_reconnect(self, since):
+        """Seconds from ``since`` (wall clock) to the last "Reconnected to
+        AMQP server" any daemon logged after it, and that daemon."""
+        latest = (0.0, '-')
+        for daemon in self.daemons:
+            for line in daemon.log_text().splitlines():
+                match = _RECONNECTED.match(line)
+                if not match:
+                    continue
+                at = datetime.datetime.strptime(
+                    match.group(1), '%Y-%m-%d %H:%M:%S.%f').timestamp()
+                if at >= since and at - since > latest[0]:
+                    latest = (at - since, daemon.binary[len('nova-lite-'):])
+        return latest
+
     def stop(self):
         process.stop_all(self.daemons)
         self.db.dispose()
@@ -268,7 +286,7 @@ def run_mode(args, mode):
             probe_timeouts_before = failover_load.counter_total(
                 addresses, 'nova_lite_inflight_timeouts_total')
             accepted_before = len(creates.accepted())
-            t_kill = time.monotonic()
+            t_kill, wall_kill = time.monotonic(), time.time()
             victim.kill()
             out['kill_s'] = time.monotonic() - t_kill
             time.sleep(args.after)
@@ -312,6 +330,7 @@ def run_mode(args, mode):
                 for row in cluster.list_queues('name', 'consumers')
                 if row['name'] in TOPIC_QUEUES}
             out['exited'] = env.exited()
+            out['reconnected'] = env.last_reconnect(wall_kill)
             out['logs'], out['log_samples'] = env.log_counts()
         finally:
             for pinger in pingers:
@@ -368,6 +387,7 @@ def rows(result):
     table += [
         ('build casts re-sent by takeover',
          str(logs.get('conductor', {}).get('Taking over', 0))),
+        ('last daemon reconnected (s)', '%.1f (%s)' % result['reconnected']),
         ('all daemons answer pings (s)', _fmt_recovery(result['recovery'])),
         ('failed pings after the kill',
          _fmt_counter(result['ping_failures'])),

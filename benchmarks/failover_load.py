@@ -110,7 +110,7 @@ class Pinger(threading.Thread):
     reconnections; one that is sent waits ``timeout`` for its reply.
     """
 
-    def __init__(self, conf, topic, host, interval=0.5, timeout=3.0,
+    def __init__(self, conf, topic, host, interval=0.5, timeout=10.0,
                  retry=2):
         super().__init__(name='ping-%s.%s' % (topic, host), daemon=True)
         self.topic = topic
