@@ -11,11 +11,12 @@ on its multi-host transport_url: nova-lite-api, -conductor, -scheduler,
 ``quorum`` runs the recommended ``[oslo_messaging_rabbit]`` options
 (``rabbit_quorum_queue``, ``rabbit_transient_quorum_queue``,
 ``heartbeat_timeout_threshold = 30``); ``classic`` the same with classic
-queues.  This process creates servers through
-the API at ``--rate`` per second and pings every daemon (``baseapi.ping``)
-twice a second; after ``--before`` seconds it kills -9 the node that leads
-(quorum) or hosts (classic) the ``conductor`` and ``compute`` queues, goes
-on for ``--after`` seconds, then waits up to ``--settle`` seconds for
+queues.  The ``conductor`` and ``compute`` queues are declared on node 1
+first (``pin_queues``).  This process creates servers through the API at
+``--rate`` per second and pings every daemon (``baseapi.ping``, 10 s
+timeout) twice a second; after ``--before`` seconds it kills -9 node 1,
+which leads (quorum) or hosts (classic) those queues, goes on for
+``--after`` seconds, then waits up to ``--settle`` seconds for
 every accepted create to end ACTIVE or ERROR.  The table gives, per mode:
 
 - creates accepted (202) and how they ended: ACTIVE, ERROR, or still
