@@ -265,11 +265,7 @@ def _start_rabbit_cluster(size, state_dir):
         size, directory), flush=True)
     cluster = rabbit_cluster.RabbitCluster(
         size=size, base_dir=os.path.join(directory, rabbit_cluster.NODES_DIR))
-    try:
-        cluster.setUp()
-    except BaseException:
-        cluster.cleanUp()
-        raise
+    cluster.setUp()  # a failed one cleans up after itself (fixtures)
     cluster.save_state(directory)
     print('RabbitMQ cluster up in %.1f s: %s' % (
         cluster.start_seconds, utils.mask_url(cluster.url)))

@@ -4,8 +4,9 @@
 once (each with its own ``RABBITMQ_NODENAME``, AMQP and distribution
 ports, data and log dirs, and the machine's Erlang cookie), joins nodes
 2..N to node 1 (``stop_app``, ``join_cluster``, ``start_app``), waits
-until ``cluster_status`` shows every node running, then creates one user
-and vhost (they are cluster-wide)::
+until ``cluster_status`` shows every node running.  Node 1 creates the
+one user and vhost (cluster-wide) from its ``rabbitmq.conf`` as it first
+boots::
 
     from nova_lite.testing import rabbit_cluster
 
@@ -15,8 +16,10 @@ and vhost (they are cluster-wide)::
         conf.set_override('rabbit_quorum_queue', True,
                           group='oslo_messaging_rabbit')
         ...
+        cluster.declare_quorum_queues(['compute'])  # led by node 1
         node = cluster.leader_of('compute')     # a RabbitNode
         node.kill()                             # kill -9 of its beam VM
+        cluster.wait_running(2)
         cluster.list_queues('name', 'type', 'leader', 'messages')
         # -> [{'name': 'compute', 'type': 'quorum', ...}, ...]
 
@@ -28,9 +31,10 @@ Cleanup stops every node at once (SIGTERM, then SIGKILL) and removes
 their directories, killed nodes included.
 
 Time on the 2-core dev machine (RabbitMQ 3.10.8), with other test runs
-loading it (load average 10-13): 24-42 s to start 3 nodes, most of it
-the nodes' boot and ``rabbitmqctl`` calls (each boots a VM of its own),
-and about 3 s to stop them (see ``start_seconds``/``stop_seconds``).
+loading it (load average 9-15): 24-62 s to start 3 nodes, most of it
+the nodes' boot and ``rabbitmqctl`` calls (each boots a VM of its own;
+they run side by side where they can), and 2-5 s to stop them (see
+``start_seconds``/``stop_seconds``).  One node alone: about 10 s.
 
 From the shell (``bin/nova-lite-dev deploy --rabbit-cluster 3`` does
 this)::
@@ -218,20 +222,30 @@ class RabbitCluster(nl_fixtures.Fixture):
     def leader_of(self, queue, vhost=None):
         """The ``RabbitNode`` that leads quorum queue ``queue`` (for a
         classic queue: the node that hosts it)."""
-        for row in self.list_queues('name', 'type', 'leader', 'pid',
-                                    vhost=vhost):
+        for row in self.list_queues('name', 'type', 'leader', vhost=vhost):
             if row['name'] != queue:
                 continue
             leader = row.get('leader')
             if row.get('type') != 'quorum' or not leader:
-                match = _PID_NODE.match(str(row.get('pid') or ''))
-                leader = match.group(1) if match else None
+                leader = self._classic_node(queue, vhost)
             if not leader:
                 raise nl_fixtures.BrokerUnavailable(
                     reason='queue %s has no leader: %s' % (queue, row))
             return self.node_named(leader)
         raise KeyError('no queue %r in vhost %s' % (queue,
                                                     vhost or self.vhost))
+
+    def _classic_node(self, queue, vhost):
+        # The JSON formatter writes a pid as #PID<11016.1144.0>, without
+        # the node; the table one as <node@host.1668476236.1144.0>.
+        out = self.ctl('list_queues', '-p', vhost or self.vhost,
+                       '--no-table-headers', 'name', 'pid')
+        for line in out.splitlines():
+            name, _, pid = line.rpartition('\t')
+            match = _PID_NODE.match(pid.strip())
+            if name == queue and match:
+                return match.group(1)
+        return None
 
     def declare_quorum_queues(self, names, node=None):
         """Declare durable quorum queues ``names`` through a connection to
@@ -349,11 +363,8 @@ def main(argv=None):
                          state_dir)
         cluster = RabbitCluster(size=args.size,
                                 base_dir=os.path.join(state_dir, NODES_DIR))
-        try:
-            cluster.setUp()
-        except BaseException:
-            cluster.cleanUp()
-            raise
+        # A failed setUp cleans up after itself (fixtures).
+        cluster.setUp()
         # No cleanUp: the nodes outlive this process until "stop".
         cluster.save_state(state_dir)
         print('RabbitMQ cluster of %d nodes up in %.1f s: %s' % (

@@ -46,6 +46,23 @@ def free_port(host='127.0.0.1'):
         return sock.getsockname()[1]
 
 
+def _check_reachable(path, uid):
+    """Raise if user ``uid`` cannot get through a parent of ``path`` (a
+    private directory such as pytest's tmp_path or a home): the node
+    would fail to boot and ``await_startup`` wait in vain."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while True:
+        info = os.stat(parent)
+        if info.st_uid != uid and not info.st_mode & 0o001:
+            raise nl_fixtures.BrokerUnavailable(
+                reason='the %s user cannot enter %s (mode %o), a parent of '
+                '%s: give the node a directory it can reach' % (
+                    _RABBIT_USER, parent, info.st_mode & 0o777, path))
+        if parent == os.path.dirname(parent):
+            return
+        parent = os.path.dirname(parent)
+
+
 class RabbitNode(nl_fixtures.Fixture):
     """A RabbitMQ node of its own (see the module docstring).
 
@@ -157,6 +174,7 @@ class RabbitNode(nl_fixtures.Fixture):
             entry = pwd.getpwnam(_RABBIT_USER)
         except KeyError:
             return
+        _check_reachable(self.base_dir, entry.pw_uid)
         for root, dirs, files in os.walk(self.base_dir):
             for name in [root] + [os.path.join(root, n) for n in
                                   dirs + files]:
