@@ -24,7 +24,10 @@ every accepted create to end ACTIVE or ERROR.  The table gives, per mode:
 - casts sent (publish confirmed) and handled per topic, summed over the
   daemons' /metrics (``nova_lite_rpc_client_seconds`` and
   ``nova_lite_rpc_server_handling_seconds``, kind ``cast``);
-- the time from the kill until every daemon answered pings for good;
+- the time from the kill until every daemon had answered a ping sent
+  after it, and until every daemon answered for good (the reply to the
+  first ping after the last one that failed: a daemon draining a backlog
+  may miss a 10 s timeout long after its connections are back);
 - what clients saw: API errors and timeouts, failed pings, the inflight
   daemon's probe timeouts;
 - whether a daemon exited, and the consumers left on the topic queues.
@@ -272,6 +275,7 @@ def run_mode(args, mode):
                 pinger.start()
                 pingers.append(pinger)
             creates = failover_load.Creates(env.client, args.rate)
+            t_load = time.monotonic()
             creates.start()
             time.sleep(args.before)
             homes = {queue: node for queue, node in
@@ -290,8 +294,10 @@ def run_mode(args, mode):
             t_kill, wall_kill = time.monotonic(), time.time()
             victim.kill()
             out['kill_s'] = time.monotonic() - t_kill
-            time.sleep(args.after)
+            out['before_s'] = t_kill - t_load
+            time.sleep(max(0.0, t_kill + args.after - time.monotonic()))
             creates.stop()
+            out['after_s'] = time.monotonic() - t_kill
             creates.join_all()
             accepted = creates.accepted()
             out['sent'] = len(creates.results)
@@ -317,6 +323,8 @@ def run_mode(args, mode):
                 pinger.join(10)
             out['recovery'] = {'%s.%s' % (p.topic, p.host):
                                p.recovery(t_kill) for p in pingers}
+            out['first_answer'] = {'%s.%s' % (p.topic, p.host):
+                                   p.first_answer(t_kill) for p in pingers}
             out['ping_failures'] = sum(
                 (p.failures_since(t_kill) for p in pingers),
                 collections.Counter())
@@ -369,6 +377,8 @@ def rows(result):
             result['victim_index'], ' '.join(
                 q for q in TOPIC_QUEUES
                 if result['homes'].get(q) == result['victim']) or '-')),
+        ('load before / after the kill (s)', '%.0f / %.0f' % (
+            result['before_s'], result['after_s'])),
         ('creates sent', str(result['sent'])),
         ('creates accepted (202)', '%d (%d before the kill)' % (
             result['accepted'], result['accepted_before_kill'])),
@@ -389,7 +399,10 @@ def rows(result):
         ('build casts re-sent by takeover',
          str(logs.get('conductor', {}).get('Taking over', 0))),
         ('last daemon reconnected (s)', '%.1f (%s)' % result['reconnected']),
-        ('all daemons answer pings (s)', _fmt_recovery(result['recovery'])),
+        ('every daemon answered a ping (s)',
+         _fmt_recovery(result['first_answer'])),
+        ('every daemon answers for good (s)',
+         _fmt_recovery(result['recovery'])),
         ('failed pings after the kill',
          _fmt_counter(result['ping_failures'])),
         ('inflight probe timeouts', '%d' % result['probe_timeouts']),

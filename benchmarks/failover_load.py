@@ -145,6 +145,13 @@ class Pinger(threading.Thread):
         return collections.Counter(error for sent, _, ok, error in
                                    self.results if sent >= since and not ok)
 
+    def first_answer(self, since):
+        """Seconds from ``since`` to the first reply to a ping sent after
+        it (None if none was answered)."""
+        answered = [ended for sent, ended, ok, _ in self.results
+                    if ok and sent >= since]
+        return min(answered) - since if answered else None
+
     def recovery(self, since):
         """Seconds from ``since`` until this service answered for good:
         the reply to the first ping sent after the last one that failed
