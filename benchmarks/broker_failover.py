@@ -359,6 +359,8 @@ def _fmt_recovery(recovery):
         never = [k for k, v in recovery.items() if v is None]
         return 'never: %s' % ','.join(never)
     slowest = max(recovery, key=recovery.get)
+    if not recovery[slowest]:
+        return '0 (no ping failed)'
     return '%.1f (%s)' % (recovery[slowest], slowest)
 
 
