@@ -2,7 +2,8 @@
 
     python benchmarks/broker_failover.py [--modes classic,quorum]
         [--rate 5] [--before 15] [--after 30] [--settle 90]
-        [--backend eventlet] [--rabbit-option NAME=VALUE ...]
+        [--backend eventlet] [--database-server URL]
+        [--rabbit-option NAME=VALUE ...]
 
 For each mode a 3-node RabbitMQ cluster starts on loopback
 (``nova_lite.testing.rabbit_cluster.RabbitCluster``), and real daemons run
@@ -39,10 +40,13 @@ import datetime
 import json
 import os
 import re
+import secrets
 import statistics
 import sys
 import tempfile
 import time
+
+import sqlalchemy as sa
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -98,21 +102,52 @@ _RECONNECTED = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) .*'
                           r'Reconnected to AMQP server')
 
 
+class Database:
+    """A database of its own on ``server_url`` (PostgreSQL or MariaDB,
+    a user that may create databases), dropped by ``close``; without a
+    server, SQLite in ``state`` (whose single writer lock the threading
+    backend's concurrent builds contend for: "database is locked")."""
+
+    def __init__(self, server_url, state):
+        self._admin = None
+        if not server_url:
+            self.url = 'sqlite:///%s/failover.sqlite' % state
+            return
+        server = sa.engine.make_url(server_url)
+        self.name = 'nova_lite_failover_%s' % secrets.token_hex(4)
+        self._admin = sa.create_engine(server, poolclass=sa.pool.NullPool,
+                                       isolation_level='AUTOCOMMIT')
+        self._force = ' WITH (FORCE)' if server.get_backend_name() == \
+            'postgresql' else ''
+        self._execute('CREATE DATABASE %s' % self.name)
+        self.url = server.set(database=self.name).render_as_string(
+            hide_password=False)
+
+    def _execute(self, statement):
+        with self._admin.connect() as connection:
+            connection.execute(sa.text(statement))
+
+    def close(self):
+        if self._admin is not None:
+            self._execute('DROP DATABASE %s%s' % (self.name, self._force))
+            self._admin.dispose()
+
+
 class Deployment:
     """The daemons of ``PLAN`` on ``url``, with ``rabbit`` options in
-    ``[oslo_messaging_rabbit]``, one SQLite database, an API client."""
+    ``[oslo_messaging_rabbit]``, one database, an API client."""
 
-    def __init__(self, url, rabbit, backend):
+    def __init__(self, url, rabbit, backend, database_server=None):
         self.backend = backend
         self.state = tempfile.mkdtemp(prefix='nova_lite_failover_')
+        self.database = Database(database_server, self.state)
         self.port = api.free_port()
         values = {
             'DEFAULT': {'state_path': self.state, 'transport_url': url,
                         'report_interval': 2, 'service_down_time': 20,
                         'periodic_fuzzy_delay': 0,
                         'rpc_response_timeout': 30},
-            'database': {'connection': 'sqlite:///%s/failover.sqlite' %
-                                       self.state},
+            'database': {'connection': self.database.url},
             'api': {'host': '127.0.0.1', 'port': self.port,
                     'auth_strategy': 'noauth2'},
             'compute': {'vcpus': 100000, 'memory_mb': 100000000,
@@ -204,6 +239,7 @@ class Deployment:
     def stop(self):
         process.stop_all(self.daemons)
         self.db.dispose()
+        self.database.close()
 
 
 def pin_queues(conf, cluster):
@@ -263,7 +299,8 @@ def run_mode(args, mode):
     out = {'mode': mode, 'load_start': os.getloadavg()[0]}
     with rabbit_cluster.RabbitCluster(size=3) as cluster:
         out['cluster_start_s'] = cluster.start_seconds
-        env = Deployment(cluster.url, rabbit, args.backend)
+        env = Deployment(cluster.url, rabbit, args.backend,
+                         args.database_server)
         pingers, creates = [], None
         try:
             pin_queues(env.conf, cluster)
@@ -430,9 +467,12 @@ def rows(result):
 def print_table(args, results):
     print()
     print('Broker failover: 3-node RabbitMQ cluster on loopback, daemons on '
-          '%s, %.1f creates/s; kill -9 of the node holding the conductor '
+          '%s, %s, %.1f creates/s; kill -9 of the node holding the conductor '
           'and compute queues after %.0f s, %.0f s more load, up to %.0f s '
-          'to settle' % (args.backend, args.rate, args.before, args.after,
+          'to settle' % (args.backend, 'SQLite' if not args.database_server
+                         else sa.engine.make_url(
+                             args.database_server).get_backend_name(),
+                         args.rate, args.before, args.after,
                          args.settle))
     per_mode = [dict(rows(result)) for result in results]
     labels = [label for label, _ in rows(results[0])]
@@ -480,6 +520,11 @@ def main():
     parser.add_argument('--backend', choices=backends.BACKENDS,
                         default=backends.EVENTLET,
                         help='The daemons\' concurrency backend.')
+    parser.add_argument('--database-server',
+                        default=os.environ.get('NOVA_LITE_TEST_PG_URL'),
+                        help='SQLAlchemy URL of a PostgreSQL or MariaDB '
+                        'server on which to create a database per mode '
+                        '(default: $NOVA_LITE_TEST_PG_URL; unset: SQLite).')
     parser.add_argument('--rabbit-option', dest='rabbit', action='append',
                         type=_rabbit_option, default=[],
                         help='[oslo_messaging_rabbit] NAME=VALUE for every '
