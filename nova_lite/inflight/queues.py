@@ -5,6 +5,13 @@ creating it (and without its arguments, so a quorum queue reads as a
 classic one does); a topic without a queue reads as None.  On a
 multi-host ``transport_url`` (a cluster) it connects to the first node
 that answers, in the URL's order.
+
+One difference on a quorum queue: after a node dies, the consumer count
+still includes the consumers whose connections were on it (RabbitMQ 3.10
+keeps them as "suspected down" until the node is back, and its
+queue.declare-ok counts them; ``rabbitmqctl list_queues consumers`` does
+not), so it may read high until then.  Their services have reconnected
+through another node and are counted again there.
 """
 
 import threading

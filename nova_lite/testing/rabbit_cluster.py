@@ -31,7 +31,7 @@ Cleanup stops every node at once (SIGTERM, then SIGKILL) and removes
 their directories, killed nodes included.
 
 Time on the 2-core dev machine (RabbitMQ 3.10.8), with other test runs
-loading it (load average 9-15): 24-62 s to start 3 nodes, most of it
+loading it (load average 9-36): 24-74 s to start 3 nodes, most of it
 the nodes' boot and ``rabbitmqctl`` calls (each boots a VM of its own;
 they run side by side where they can), and 2-5 s to stop them (see
 ``start_seconds``/``stop_seconds``).  One node alone: about 10 s.
@@ -308,11 +308,8 @@ def stop_saved(state_dir, timeout=15.0):
             reason='no cluster state in %s: %s' % (path, exc))
     nodes = []
     for saved in state['nodes']:
-        node = rabbit_node.RabbitNode(port=saved['port'],
-                                      base_dir=saved['base_dir'])
-        node.node = saved['node']
-        node._pid = saved['pid']
-        nodes.append(node)
+        nodes.append(rabbit_node.RabbitNode.started_elsewhere(
+            saved['node'], saved['port'], saved['pid'], saved['base_dir']))
     for node in nodes:
         node.terminate()
     for node in nodes:

@@ -133,9 +133,18 @@ class RabbitNode(nl_fixtures.Fixture):
                  '.*', '.*', '.*')
         self.url = self.url_for(self.user, self.password)
 
+    @classmethod
+    def started_elsewhere(cls, node, port, pid, base_dir):
+        """A node another process started (and left running), to
+        ``stop()`` or ``kill()`` it."""
+        self = cls(port=port, base_dir=base_dir)
+        self.node = node
+        self._pid = pid
+        return self
+
     def url_for(self, user, password):
-        """``user:password@host:port`` of this node, in a transport_url
-        (the vhost included)."""
+        """A transport_url of this node alone, for ``user`` in
+        ``vhost``."""
         return 'rabbit://%s/%s' % (self.netloc(user, password), self.vhost)
 
     def netloc(self, user, password):

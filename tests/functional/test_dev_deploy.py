@@ -1,13 +1,18 @@
 """README command 1: the local deployment, run as a user would."""
 
+import configparser
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
+from nova_lite import concurrency
+from nova_lite import monkey_patch
 from nova_lite.testing import api
 
 
@@ -58,3 +63,50 @@ def test_deploy_starts_reports_and_stops_everything(rabbit, tmp_path):
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
     assert 'SUCCESS: 1 rule files found' in check.stdout
+
+
+@pytest.fixture
+def reachable_dir():
+    """A directory the ``rabbitmq`` user can enter (pytest's tmp_path is
+    under a private one)."""
+    path = tempfile.mkdtemp(prefix='nl-dev-cluster-')
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, True)
+
+
+# The command is the same on both backends and the cluster costs most of a
+# minute to start: once, on the default backend.
+@pytest.mark.skipif(concurrency.BACKEND != monkey_patch.EVENTLET,
+                    reason='run once, on the eventlet backend')
+def test_deploy_on_a_rabbit_cluster(reachable_dir):
+    state_dir = os.path.join(reachable_dir, 'dev')
+    result = subprocess.run(
+        [sys.executable, '-m', 'nova_lite.cmd.dev', '--duration', '2',
+         '--state-dir', state_dir, '--rabbit-cluster', '3', '--computes',
+         '1', '--api-port', str(api.free_port())],
+        capture_output=True, text=True, timeout=400)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    conf = configparser.ConfigParser()
+    conf.read(os.path.join(state_dir, 'nova-lite.conf'))
+    url = conf['DEFAULT']['transport_url']
+    assert url.count('@127.0.0.1:') == 3, url
+    password = url.split('@')[0].rpartition(':')[2]
+    assert password not in out + result.stderr
+    assert conf['oslo_messaging_rabbit']['rabbit_quorum_queue'] == 'True'
+    assert conf['oslo_messaging_rabbit'][
+        'rabbit_transient_quorum_queue'] == 'True'
+    assert 'RabbitMQ cluster up in' in out
+    assert 'rabbit_cluster stop --state-dir %s' % os.path.join(
+        state_dir, 'rabbit-cluster') in out
+    pids = [int(pid) for pid in re.findall(
+        r'^  node \S+ port \d+ pid (\d+)$', out, re.M)]
+    assert len(pids) == 3, out
+    assert ': active on compute1' in out
+    assert 'stopped nova-lite-compute    host=compute1  exit=0' in out
+    assert 'stopped the RabbitMQ cluster (3 nodes)' in out
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert os.listdir(os.path.join(state_dir, 'rabbit-cluster')) == []

@@ -11,7 +11,7 @@ probes every service again.  The queue inspector reads the quorum queues'
 depth and consumers before and after.
 
 With classic queues instead the test fails (accepted creates stay in
-BUILD: their casts went down with the node).  The cluster takes 24-62 s
+BUILD: their casts went down with the node).  The cluster takes 24-74 s
 to start on the loaded 2-core machine, and the test kills a node of it:
 one cluster for one test, 100-190 s per backend.  It runs on both
 backends: their failover paths differ (green or native heartbeat and
@@ -109,6 +109,7 @@ class Creator:
         self.client = client
         self.period = 1.0 / rate
         self.accepted = []
+        self.accepted_at = []  # time.monotonic() of each 202
         self.refused = []
         self._stop = concurrency.Event()
         self._thread = None
@@ -134,6 +135,7 @@ class Creator:
             else:
                 if resp.status == 202:
                     self.accepted.append(resp.json['server']['id'])
+                    self.accepted_at.append(time.monotonic())
                 else:
                     self.refused.append('%s %s' % (resp.status, resp.body))
             next_at += self.period
@@ -171,7 +173,7 @@ def _ping_all(conf, services, deadline):
             except Exception as exc:  # noqa: BLE001 - not yet
                 errors[(topic, host)] = repr(exc)
                 continue
-            if reply.get('host') == host:
+            if reply.get('host') == (host or reply.get('host')):
                 answered[(topic, host)] = time.monotonic() - started
     return ({service: answered.get(service) for service in services},
             errors)
@@ -210,8 +212,11 @@ def test_kill_the_leader_loses_no_accepted_create(cluster, deployment):
                                      overrides=QUORUM) as client_conf:
             rpc.init(client_conf.conf)
             try:
+                # (compute, None): through the shared queue, so the
+                # compute consumes it again too, not only compute.cpu1.
                 ping_seconds, ping_errors = _ping_all(
-                    client_conf.conf, services, killed_at + PING_BOUND)
+                    client_conf.conf, services + [('compute', None)],
+                    killed_at + PING_BOUND)
             finally:
                 rpc.cleanup()
         waiters.wait_for(lambda: time.monotonic() - killed_at >=
@@ -222,16 +227,32 @@ def test_kill_the_leader_loses_no_accepted_create(cluster, deployment):
     new_leaders = {queue: cluster.leader_of(queue).node
                    for queue in ('compute', 'conductor')}
     # Node 1, the URL's first host, is gone: the inspector goes on to the
-    # next, and sees the compute consuming again.
+    # next.  It reads the queue-declare-ok counts: RabbitMQ 3.10 counts
+    # there a consumer whose connection was on the killed node (kept as
+    # "suspected down" until the node is back; rabbit_fifo:query_stat),
+    # which list_queues leaves out (query_consumer_count): the compute's
+    # old one, if its connection was there.
+    seen = []
+
+    def _agrees():
+        depth = inspector.depths(['compute'])['compute']
+        broker = {row['name']: row for row in cluster.list_queues()}
+        seen.append((depth, broker['compute']['consumers']))
+        return (depth is not None and
+                broker['compute']['consumers'] == 1 and
+                depth['consumers'] in (1, 2) and
+                depth['messages'] == broker['compute']['messages'] and
+                depth)
+
     try:
-        after = waiters.wait_for(
-            lambda: inspector.depths(['compute'])['compute']['consumers']
-            == 1 and inspector.depths(['compute']), timeout=30,
-            what='the inspector to read the compute queue again')
+        waiters.wait_for(
+            _agrees, timeout=30, interval=0.5,
+            what='the inspector to read the compute queue as the broker does')
+    except waiters.WaitTimeout as exc:
+        pytest.fail('%s; last (inspector, broker) readings: %s' % (
+            exc, seen[-3:]))
     finally:
         inspector.close()
-    broker = {row['name']: row for row in cluster.list_queues()}
-    assert after['compute']['consumers'] == broker['compute']['consumers']
 
     def _settled():
         states = {}
@@ -250,17 +271,21 @@ def test_kill_the_leader_loses_no_accepted_create(cluster, deployment):
     exited = {name: daemon.popen.poll()
               for name, daemon in env.daemons.items()}
     print('\nkilled %s (led compute and conductor); new leaders %s\n'
-          'creates: %d accepted, %d refused (%s); pings answered after %s'
+          'creates: %d accepted, %d refused (%s); pings answered after %s;'
+          ' compute queue consumers (inspector, broker) %s'
           % (victim.node, new_leaders, len(creator.accepted),
-             len(creator.refused), creator.refused[:3], ping_seconds))
+             len(creator.refused), creator.refused[:3], ping_seconds,
+             seen[-1]))
     lost = {sid: state for sid, state in states.items()
             if state[0] != 'ACTIVE'}
     assert not lost, lost
     assert all(seconds is not None for seconds in ping_seconds.values()), (
         ping_seconds, ping_errors)
     assert all(code is None for code in exited.values()), exited
-    assert len(creator.accepted) >= CREATES_PER_SECOND * (
-        CREATE_SECONDS_BEFORE + 1)
+    # The API went on accepting creates after the kill (its casts went to
+    # the queues' new leaders), and those are ACTIVE too.
+    assert any(at > killed_at + 1 for at in creator.accepted_at), (
+        killed_at, creator.accepted_at)
     assert victim.node not in new_leaders.values()
 
     # The inflight daemon probed every service again after the kill (its
