@@ -170,12 +170,8 @@ class Deployment:
 
     def start(self):
         for binary, host in PLAN:
-            host_conf = config.write_config_file(
-                os.path.join(self.state, '%s-%s.conf' % (binary, host)),
-                {'DEFAULT': {'host': host}})
-            self.daemons.append(process.DaemonProcess(
-                binary, host, [self.conf_path, host_conf],
-                os.path.join(self.state, '%s-%s.log' % (binary, host)),
+            self.daemons.append(process.start_in(
+                self.state, binary, host, [self.conf_path],
                 env=backends.child_env(self.backend)))
         for daemon in self.daemons:
             waiters.wait_for_service(self.db, daemon.host, daemon.binary,

@@ -78,18 +78,10 @@ class Bench:
     def start_daemon(self, binary, host, extra=None, backend=None):
         """``binary`` as a daemon; on ``backend`` if given (else this
         process's environment decides)."""
-        from nova_lite import config
         from nova_lite import process
 
-        files = [self.conf_path]
-        values = {'DEFAULT': {'host': host}}
-        for group, options in (extra or {}).items():
-            values.setdefault(group, {}).update(options)
-        files.append(config.write_config_file(
-            os.path.join(self.state, '%s-%s.conf' % (binary, host)), values))
-        daemon = process.DaemonProcess(
-            binary, host, files,
-            os.path.join(self.state, '%s-%s.log' % (binary, host)),
+        daemon = process.start_in(
+            self.state, binary, host, [self.conf_path], extra,
             env=backends.child_env(backend) if backend else None)
         self.daemons.append(daemon)
         return daemon

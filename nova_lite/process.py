@@ -69,6 +69,22 @@ class DaemonProcess:
             return handle.read().decode('utf-8', 'replace')
 
 
+def start_in(state_dir, binary, host, config_files, values=None, env=None):
+    """Start ``binary`` as ``host`` with the files of a state directory:
+    ``config_files`` plus ``STATE/BINARY-HOST.conf`` (``[DEFAULT] host``
+    and ``values``, ``{group: {option: value}}``), its log in
+    ``STATE/BINARY-HOST.log``; a DaemonProcess."""
+    from nova_lite import config  # not needed to merely stop daemons
+
+    merged = {'DEFAULT': {'host': host}}
+    for group, options in (values or {}).items():
+        merged.setdefault(group, {}).update(options)
+    name = os.path.join(state_dir, '%s-%s' % (binary, host))
+    own = config.write_config_file(name + '.conf', merged)
+    return DaemonProcess(binary, host, list(config_files) + [own],
+                         name + '.log', env=env)
+
+
 def stop_all(daemons, timeout=15):
     """Stop ``daemons`` together; returns ``[(daemon, exit code)]``.
 

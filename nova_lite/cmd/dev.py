@@ -136,17 +136,12 @@ def _daemon_plan(computes):
 def _start_daemons(state_dir, conf_path, plan):
     daemons = []
     for binary, host in plan:
-        host_conf = config.write_config_file(
-            os.path.join(state_dir, '%s-%s.conf' % (binary, host)),
-            {'DEFAULT': {'host': host},
-             'qemu': {'instances_path': os.path.join(state_dir, host,
-                                                     'instances')}})
-        log_path = os.path.join(state_dir, '%s-%s.log' % (binary, host))
-        daemons.append(process.DaemonProcess(binary, host,
-                                             [conf_path, host_conf],
-                                             log_path))
+        daemons.append(process.start_in(
+            state_dir, binary, host, [conf_path],
+            {'qemu': {'instances_path': os.path.join(state_dir, host,
+                                                     'instances')}}))
         print('started %-20s host=%-9s pid=%-7d log=%s' % (
-            binary, host, daemons[-1].pid, log_path), flush=True)
+            binary, host, daemons[-1].pid, daemons[-1].log_path), flush=True)
     return daemons
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shutil
+import tempfile
 import urllib.parse
 import urllib.request
 
@@ -160,3 +161,13 @@ def _etcd_problem(url):
     except (OSError, ValueError) as exc:
         return 'etcd for the lock tests unreachable at %s: %s' % (
             utils.mask_url(url), exc)
+
+
+@pytest.fixture
+def rabbit_reachable_dir():
+    """A temporary directory the ``rabbitmq`` user can enter, for nodes
+    started under it (pytest's tmp_path is under a private one)."""
+    path = tempfile.mkdtemp(prefix='nl-rabbit-')
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, True)

@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -64,20 +63,10 @@ def test_deploy_starts_reports_and_stops_everything(rabbit, tmp_path):
     assert 'SUCCESS: 1 rule files found' in check.stdout
 
 
-@pytest.fixture
-def reachable_dir():
-    """A directory the ``rabbitmq`` user can enter (pytest's tmp_path is
-    under a private one)."""
-    path = tempfile.mkdtemp(prefix='nl-dev-cluster-')
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, True)
-
-
 # On the run's backend (--backend), so each backend's daemons reconnect to
 # the cluster's nodes as a user's would.
-def test_deploy_on_a_rabbit_cluster(reachable_dir):
-    state_dir = os.path.join(reachable_dir, 'dev')
+def test_deploy_on_a_rabbit_cluster(rabbit_reachable_dir):
+    state_dir = os.path.join(rabbit_reachable_dir, 'dev')
     result = subprocess.run(
         [sys.executable, '-m', 'nova_lite.cmd.dev', '--duration', '2',
          '--state-dir', state_dir, '--rabbit-cluster', '3', '--computes',

@@ -20,10 +20,8 @@ reconnect threads), so both are worth the time.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
@@ -320,21 +318,11 @@ def _cluster_cli(*args):
         list(args), capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture
-def shared_tmp():
-    """A directory the ``rabbitmq`` user can enter (pytest's tmp_path is
-    under a private one)."""
-    path = tempfile.mkdtemp(prefix='nl-cluster-cli-')
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, True)
-
-
-def test_cli_leaves_a_cluster_running_until_stop(shared_tmp):
+def test_cli_leaves_a_cluster_running_until_stop(rabbit_reachable_dir):
     """``start`` (what ``deploy --rabbit-cluster`` runs in-process) leaves
     its nodes running after it exits; ``stop`` ends them.  One node: the
     joining is the other test's."""
-    state_dir = os.path.join(shared_tmp, 'cluster')
+    state_dir = os.path.join(rabbit_reachable_dir, 'cluster')
     started = _cluster_cli('start', '--size', '1', '--state-dir', state_dir)
     state_path = os.path.join(state_dir, rabbit_cluster.STATE_FILE)
     stopped = node = None
