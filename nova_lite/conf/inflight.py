@@ -11,8 +11,11 @@ MAX_SLEEP_SECONDS = 60.0
 _opts = [
     cfg.FloatOpt('probe_interval',
                  default=10.0, min=0.1,
-                 help='Seconds between probe rounds. Every registered '
-                      'service is probed once per round.'),
+                 help='Seconds between probe rounds. Rounds are aligned to '
+                      'the wall clock: round k covers [k * probe_interval, '
+                      '(k + 1) * probe_interval). Every registered service '
+                      'is probed once per round by the inflight daemons as '
+                      'a whole.'),
     cfg.FloatOpt('sleep_seconds',
                  default=1.0, min=0.0, max=MAX_SLEEP_SECONDS,
                  help='How long the probed service sleeps in a greenthread; '
@@ -30,6 +33,24 @@ _opts = [
     cfg.IntOpt('sample_retention',
                default=86400, min=60,
                help='Seconds to keep inflight samples in the database.'),
+    cfg.IntOpt('membership_timeout',
+               default=10, min=1,
+               help='Lease, in seconds, of an inflight daemon in the tooz '
+                    'group that shares the probing ([coordination] '
+                    'backend_url): a daemon killed without leaving is '
+                    'dropped from the group this long after its last '
+                    'heartbeat. Passed to tooz as the URL option '
+                    '(etcd3: membership_timeout, file: timeout) unless '
+                    'the URL sets it already; then the URL wins. At least '
+                    '2 x watch_interval.'),
+    cfg.FloatOpt('watch_interval',
+                 default=1.0, min=0.05,
+                 help='Seconds between two reads of the group\'s membership '
+                      '(tooz run_watchers), off the probe rounds.'),
+    cfg.StrOpt('group',
+               default='nova-lite-inflight',
+               help='The tooz group the inflight daemons join to share the '
+                    'probing (a consistent hash ring of topic.host keys).'),
 ]
 
 

@@ -43,7 +43,8 @@ SERVICE_FIELDS = ('id', 'host', 'binary', 'topic', 'version', 'report_count',
 SAMPLE_FIELDS = ('topic', 'host', 'binary', 'to_service', 'in_service',
                  'greenthread_overhead', 'from_service', 'total',
                  'clock_offset', 'clock_offset_bound', 'skew', 'greenthreads',
-                 'workers', 'backend', 'timed_out', 'error')
+                 'workers', 'backend', 'timed_out', 'error', 'prober',
+                 'round_no')
 INSTANCE_FIELDS = ('uuid', 'host', 'vm_state', 'task_state', 'power_state',
                    'fault', 'created_at', 'updated_at', 'display_name',
                    'project_id', 'user_id', 'image_ref', 'flavorid',

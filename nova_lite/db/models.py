@@ -246,7 +246,10 @@ class InflightSample(Base):
 
     __tablename__ = 'inflight_samples'
     __table_args__ = (sa.Index('ix_inflight_samples_created_at',
-                               'created_at'),)
+                               'created_at'),
+                      sa.Index('ix_inflight_samples_prober_created_at',
+                               'prober', 'created_at'),
+                      sa.Index('ix_inflight_samples_round_no', 'round_no'))
 
     id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
     created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
@@ -270,3 +273,7 @@ class InflightSample(Base):
     backend: orm.Mapped[str | None] = orm.mapped_column(sa.String(16))
     timed_out: orm.Mapped[bool] = orm.mapped_column(default=False)
     error: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    # The inflight daemon that took it (host-pid, its member id in the
+    # group) and the wall-clock round k; None for probe_now's samples.
+    prober: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    round_no: orm.Mapped[int | None] = orm.mapped_column(sa.BigInteger)

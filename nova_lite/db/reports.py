@@ -6,6 +6,10 @@ nearest rank, picked with window functions (SQLite 3.25+, PostgreSQL,
 MariaDB 10.2+, MySQL 8).  The integer arithmetic is exact on every
 database, and equals ``nova_lite.inflight.stats.percentile``.
 
+Each service's ``probers``: how many samples (answered or not) each
+inflight daemon took in the window; ``-`` for samples stored before
+probers were recorded.
+
 Each host's clock offset to the reference (the database server's clock)
 is NTP-style: the window's sample with the lowest bound (the lowest round
 trip, plus its prober's own bound), whichever prober took it; every
@@ -111,6 +115,14 @@ def _clock_offsets(cutoff):
     return sa.select(ranked).where(ranked.c.tightest == 1)
 
 
+def _probers(cutoff):
+    """Samples per service and prober."""
+    prober = sa.func.coalesce(_S.prober, _literal('-')).label('prober')
+    return (sa.select(*_KEYS, prober, sa.func.count().label('taken'))
+            .where(_S.created_at >= cutoff)
+            .group_by(*_KEYS, prober))
+
+
 def _key(row):
     return (row.topic, row.host, row.binary)
 
@@ -121,7 +133,8 @@ def inflight_report(session, cutoff, phases, percentiles):
     ``workers_max``, the latest ``backend``, for each phase ``{'pNN':
     ..., 'max': ...}`` over the answered samples (None without any), and
     the host's ``clock_offset_ms`` and ``clock_offset_bound_ms`` (see
-    above; None without any)."""
+    above; None without any), and ``probers`` ({prober: samples taken},
+    timeouts and errors included)."""
     rows = {}
     for row in session.execute(_counts(cutoff)):
         rows[_key(row)] = dict(
@@ -132,7 +145,9 @@ def inflight_report(session, cutoff, phases, percentiles):
             workers_max=(None if row.workers_max is None
                          else int(row.workers_max)),
             backend=None, **{phase: None for phase in phases},
-            clock_offset_ms=None, clock_offset_bound_ms=None)
+            clock_offset_ms=None, clock_offset_bound_ms=None, probers={})
+    for row in session.execute(_probers(cutoff)):
+        rows[_key(row)]['probers'][row.prober] = int(row.taken)
     for row in session.execute(_latest_backends(cutoff)):
         rows[_key(row)]['backend'] = row.backend
     clocks = {row.host: row

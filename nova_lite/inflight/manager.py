@@ -1,13 +1,27 @@
-"""Inflight manager: probes every registered service, every interval.
+"""Inflight manager: probes its share of the registered services, every
+round.
 
-Each round reads the services table and probes **all** of them through the
-``baseapi.inflight`` call, down and disabled ones included, at most
-``[inflight] max_concurrent_pings`` at a time and each bounded by
-``ping_timeout``.  The start of the list rotates by one every round, so a
-slow service is not always probed last.  A timeout is counted, never fatal;
-a stuck service holds one pool slot for ``ping_timeout`` and no more.
+Rounds are aligned to the wall clock: round k covers [k * probe_interval,
+(k + 1) * probe_interval), and a loop of its own (a green or native
+thread, started once the service consumes) runs round k at its start.
+Each round reads the services table and probes, through the
+``baseapi.inflight`` call, the services the probing group's ring gives
+this daemon in round k (``nova_lite.inflight.ring``: several inflight
+daemons share the work; alone, one probes everything), down and disabled
+ones included, at most ``[inflight] max_concurrent_pings`` at a time and
+each bounded by ``ping_timeout``.  The start of the list rotates by one
+every round, so a slow service is not always probed last.  A timeout is
+counted, never fatal; a stuck service holds one pool slot for
+``ping_timeout`` and no more.
+
+A round that ends after its interval is an overrun: counted
+(``nova_lite_inflight_round_overruns_total``), logged, and the next round
+starts at the next boundary, so rounds never overlap (the rounds skipped
+meanwhile are not run).  ``probe_now`` (RPC) probes everything, outside
+the ring, under the same round lock; its samples have no round number.
 """
 
+import os
 import threading
 import time
 
@@ -19,8 +33,11 @@ from nova_lite import exception
 from nova_lite.inflight import clocks
 from nova_lite.inflight import probe
 from nova_lite.inflight import queues
+from nova_lite.inflight import ring
 from nova_lite.inflight import sinks
+from nova_lite import context as nova_context
 from nova_lite import manager
+from nova_lite.metrics import registry
 from nova_lite import concurrency
 
 LOG = logging.getLogger(__name__)
@@ -41,14 +58,23 @@ class InflightManager(manager.Manager):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # Rounds this daemon ran (ring rounds and probe_now's): the
+        # round-robin offset.
         self._round_no = 0
-        # One round at a time: the periodic round and probe_now() share the
+        # One round at a time: the ring's round and probe_now() share the
         # queue inspector's broker connection and the round-robin offset.
         self._round_lock = threading.Lock()
         self._clients = {}
         self._sinks = []
+        self._statsd = None
         self._queues = None
         self._clocks = None
+        # This daemon's name in the probing group and on its samples.
+        self.prober = ring.prober_name(self.host, os.getpid())
+        self._ring = None
+        self._rounds = None
+        self._stop_rounds = concurrency.Event()
+        self._rebalances_sent = 0
 
     def init_host(self):
         opts = self.conf.inflight
@@ -57,6 +83,7 @@ class InflightManager(manager.Manager):
                 reason='[inflight] ping_timeout (%s) must be greater than '
                        'sleep_seconds (%s), or every probe times out' % (
                            opts.ping_timeout, opts.sleep_seconds))
+        ring.validate(self.conf)
         # A round starts every probe_interval, or when the last one ended
         # (bounded by about ping_timeout) if that is later.
         self._clocks = clocks.ClockBook(
@@ -66,26 +93,98 @@ class InflightManager(manager.Manager):
                        sinks.ClockSink(self.db, self._clocks),
                        sinks.PrometheusSink(self.conf)]
         if self.conf.statsd.enabled:
-            self._sinks.append(sinks.StatsdSink(self.conf))
+            self._statsd = sinks.StatsdSink(self.conf)
+            self._sinks.append(self._statsd)
         self._queues = queues.QueueInspector(self.conf)
 
+    def post_start_hook(self):
+        self.start_probing()
+
     def cleanup_host(self):
+        self.stop_probing()
         if self._queues is not None:
             self._queues.close()
+
+    def start_probing(self, probe_ring=None):
+        """Join the probing group (``probe_ring``: a ``ProbeRing``, made
+        here when None), then run the rounds on a thread of their own."""
+        self._ring = probe_ring or ring.ProbeRing(self.conf, self.prober)
+        self._ring.start()
+        self._rounds = concurrency.spawn(self._round_loop)
+
+    def stop_probing(self):
+        """Leave the group at once (the others take over from their next
+        round), then let the round running, if any, finish."""
+        self._stop_rounds.set()
+        if self._ring is not None:
+            self._ring.stop()
+        if self._rounds is not None and not self._rounds.join(
+                self.conf.inflight.ping_timeout + 1.0):
+            LOG.warning('The inflight round still runs; stopping anyway')
 
     def _client(self, topic):
         if topic not in self._clients:
             self._clients[topic] = baserpc.BaseRPCAPI(self.conf, topic)
         return self._clients[topic]
 
-    @manager.periodic_task(spacing=lambda conf: conf.inflight.probe_interval,
-                            run_immediately=True)
-    def _probe_periodically(self, context):
-        self._run_round(context)
+    def _round_loop(self):
+        """Round k at k * probe_interval, for every k until stopped; the
+        first one (the round now) at once."""
+        round_no = self._ring.round_of(time.time())
+        while not self._stop_rounds.is_set():
+            self._ring_round(round_no)
+            round_no = self._wait_for_next(round_no)
+
+    def _ring_round(self, round_no):
+        started = time.monotonic()
+        try:
+            # A fresh request_id per round, so that its RPC and log lines
+            # can be told apart.
+            summary = self._run_round(nova_context.get_admin_context(),
+                                      round_no)
+        except Exception:  # noqa: BLE001 - the next round tries again
+            LOG.exception('Inflight round %d failed', round_no)
+            summary = None
+        duration = time.monotonic() - started
+        registry.INFLIGHT_ROUND_SECONDS.observe(duration)
+        overrun = time.time() >= (round_no + 1) * self._ring.interval
+        if overrun:
+            registry.INFLIGHT_ROUND_OVERRUNS.inc()
+            LOG.warning('Inflight round %d took %.2fs, longer than its '
+                        '%ss interval; the next round starts at the next '
+                        'boundary', round_no, duration, self._ring.interval)
+        self._emit_ring_stats(summary, duration, overrun)
+
+    def _wait_for_next(self, done):
+        """Wait for the boundary after the round ``done`` ended (woken
+        early by stop_probing); returns that round's number."""
+        interval = self._ring.interval
+        round_no = self._ring.round_of(time.time()) + 1
+        # The wall clock, checked again after each wait: a step of the
+        # clock moves the boundary.
+        while True:
+            left = round_no * interval - time.time()
+            if left <= 0 or self._stop_rounds.wait(left):
+                return round_no
+
+    def _emit_ring_stats(self, summary, duration, overrun):
+        if self._statsd is None:
+            return
+        rebalances = self._ring.rebalances
+        try:
+            self._statsd.emit_ring(
+                self.host, members=self._ring.members(),
+                owned=None if summary is None else summary['services'],
+                fallback=self._ring.fallback,
+                rebalances=rebalances - self._rebalances_sent,
+                overrun=overrun, seconds=duration)
+        except Exception:  # noqa: BLE001 - statsd is best effort
+            LOG.exception('Inflight sink StatsdSink failed')
+        self._rebalances_sent = rebalances
 
     def probe_now(self, context):
-        """Call: run a probe round now (after the one running, if any);
-        returns its summary (no samples)."""
+        """Call: probe every service now, outside the ring (after the
+        round running, if any); returns the summary (no samples)."""
         summary = self._run_round(context)
         summary.pop('samples')
         return summary
@@ -96,18 +195,26 @@ class InflightManager(manager.Manager):
                            sleep=self.conf.inflight.sleep_seconds,
                            timeout=self.conf.inflight.ping_timeout)
 
-    def _run_round(self, context):
+    def _run_round(self, context, round_no=None):
+        """Probe this daemon's share of wall-clock round ``round_no``, or
+        every service when None (probe_now)."""
         with self._round_lock:
-            return self._run_round_locked(context)
+            return self._run_round_locked(context, round_no)
 
-    def _run_round_locked(self, context):
+    def _run_round_locked(self, context, round_no):
         self._round_no += 1
         started = time.monotonic()
         self._measure_reference()
-        services = round_robin(self.db.service_get_all(), self._round_no)
+        services = self.db.service_get_all()
+        if round_no is not None:
+            services = self._ring.share(services, round_no)
+        services = round_robin(services, self._round_no)
         samples = concurrency.map_concurrently(
             lambda svc: self._probe_service(context, svc), services,
             self.conf.inflight.max_concurrent_pings)
+        for sample in samples:
+            sample.prober = self.prober
+            sample.round_no = round_no
         depths = self._queues.depths(sorted({s['topic'] for s in services}))
         for sink in self._sinks:
             try:
@@ -115,7 +222,7 @@ class InflightManager(manager.Manager):
             except Exception:
                 LOG.exception('Inflight sink %s failed', type(sink).__name__)
         summary = self._summarize(samples, depths,
-                                  time.monotonic() - started)
+                                  time.monotonic() - started, round_no)
         self._log_round(summary, samples)
         return summary
 
@@ -130,10 +237,11 @@ class InflightManager(manager.Manager):
             return
         self._clocks.add_reference(clocks.Offset(**measured))
 
-    def _summarize(self, samples, depths, duration):
+    def _summarize(self, samples, depths, duration, round_no):
         answered = [s for s in samples if s.answered]
         return {
-            'round': self._round_no, 'services': len(samples),
+            'round': self._round_no, 'round_no': round_no,
+            'prober': self.prober, 'services': len(samples),
             'answered': len(answered),
             'timeouts': sum(1 for s in samples if s.timed_out),
             'errors': sum(1 for s in samples if s.error),
@@ -151,9 +259,10 @@ class InflightManager(manager.Manager):
         slowest = max(answered, key=lambda s: s.total or 0.0, default=None)
         depth = ' '.join('%s=%s' % (topic, d['messages'])
                          for topic, d in summary['queues'].items() if d)
-        LOG.info('Inflight round %d: %d services, %d answered, %d timed out, '
+        LOG.info('Inflight round %s: %d services, %d answered, %d timed out, '
                  '%d errors, %d clock-skewed in %.2fs; slowest %s; queue '
-                 'depth %s', summary['round'], summary['services'],
+                 'depth %s', 'now' if summary['round_no'] is None
+                 else summary['round_no'], summary['services'],
                  summary['answered'], summary['timeouts'],
                  summary['errors'], summary['skewed'], summary['duration'],
                  '%s@%s %.1f ms' % (slowest.topic, slowest.host,

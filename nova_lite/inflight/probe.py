@@ -42,6 +42,10 @@ class Sample:
     timed_out: bool = False
     error: str | None = None
     sent_at: float = dataclasses.field(default_factory=time.time)
+    # Set by the inflight daemon: its member id in the probing group
+    # (``host-pid``) and the wall-clock round (None outside the ring).
+    prober: str | None = None
+    round_no: int | None = None
 
     @property
     def answered(self):

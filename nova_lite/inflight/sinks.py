@@ -29,6 +29,13 @@ class StatsdSink:
     PREFIX.inflight.TOPIC.HOST.greenthreads             gauge
     PREFIX.inflight.TOPIC.HOST.workers                  gauge
     PREFIX.queue.TOPIC.depth / .consumers               gauges
+
+    and, from ``emit_ring``, each inflight daemon's own (by its host):
+
+    PREFIX.inflight_prober.HOST.{members,owned_services,
+        coordination_fallback}                           gauges
+    PREFIX.inflight_prober.HOST.{rebalances,round_overruns}  counters
+    PREFIX.inflight_prober.HOST.round                    timer (ms)
     """
 
     def __init__(self, conf):
@@ -60,6 +67,24 @@ class StatsdSink:
                     pipe.gauge('queue.%s.consumers' % topic,
                                depth['consumers'])
 
+    def emit_ring(self, host, members, owned, fallback, rebalances, overrun,
+                  seconds):
+        """One ring round of the daemon on ``host``: the group's size as
+        it sees it, its share (None: the round failed), whether it is in
+        the coordination fallback, the joins and leaves seen since the
+        last call, whether the round overran, and its duration."""
+        base = 'inflight_prober.%s.' % metric_host(host)
+        with self.client.pipeline() as pipe:
+            pipe.gauge(base + 'members', members)
+            if owned is not None:
+                pipe.gauge(base + 'owned_services', owned)
+            pipe.gauge(base + 'coordination_fallback', 1 if fallback else 0)
+            if rebalances:
+                pipe.incr(base + 'rebalances', rebalances)
+            if overrun:
+                pipe.incr(base + 'round_overruns')
+            pipe.timing(base + 'round', seconds * 1000.0)
+
 
 class DatabaseSink:
     """Keeps samples in ``inflight_samples`` for ``sample_retention`` s.
@@ -68,7 +93,8 @@ class DatabaseSink:
     *reference* clock (the database server's), with its bound in
     ``clock_offset_bound``, both from ``clocks`` (a ``ClockBook``); None
     while the prober's own offset is unknown.  So samples of different
-    probers compose in ``inflight report``.
+    probers compose in ``inflight report``.  Each row also keeps its
+    ``prober`` and ``round_no`` (set on the samples by the manager).
     """
 
     def __init__(self, conf, db, clocks):

@@ -86,3 +86,26 @@ QUEUE_MESSAGES = prom.Gauge(
 QUEUE_CONSUMERS = prom.Gauge(
     'nova_lite_queue_consumers', 'Consumers of a topic\'s queue.',
     ['queue'])
+
+# The inflight daemons' shared probing (nova_lite.inflight.ring).
+INFLIGHT_MEMBERS = prom.Gauge(
+    'nova_lite_inflight_members',
+    'Inflight daemons in the probing group, as this one sees it.')
+INFLIGHT_OWNED_SERVICES = prom.Gauge(
+    'nova_lite_inflight_owned_services',
+    'Services this inflight daemon probed in its last round (its share).')
+INFLIGHT_COORDINATION_FALLBACK = prom.Gauge(
+    'nova_lite_inflight_coordination_fallback',
+    '1 while the coordination backend is unreachable and this daemon probes '
+    'its last known share (everything, if it never joined).')
+INFLIGHT_REBALANCES = prom.Counter(
+    'nova_lite_inflight_rebalances',
+    'Joins and leaves seen in the probing group: each one moves services '
+    'between probers.')
+INFLIGHT_ROUND_OVERRUNS = prom.Counter(
+    'nova_lite_inflight_round_overruns',
+    'Probe rounds that ended after their interval did; the next round '
+    'starts at the next boundary, never overlapping.')
+INFLIGHT_ROUND_SECONDS = prom.Histogram(
+    'nova_lite_inflight_round_seconds',
+    'How long a probe round of this daemon took.', buckets=BUCKETS)

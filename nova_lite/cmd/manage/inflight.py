@@ -16,7 +16,8 @@ def add_parser(groups):
                                      required=True)
     report = commands.add_parser(
         'report', help='Per service: samples, p50/p95/max of each phase, '
-                       'timeouts, and its host\'s clock offset to the '
+                       'timeouts, the inflight daemons that probed it '
+                       '(probers) and its host\'s clock offset to the '
                        'database server\'s clock.')
     report.add_argument('--since', type=common.positive(float), default=60,
                         metavar='MINUTES',
@@ -45,7 +46,14 @@ def _flatten(row):
     flat['clock_offset'] = ('-' if row['clock_offset_ms'] is None else
                             '%+.1f±%.1f' % (row['clock_offset_ms'],
                                             row['clock_offset_bound_ms']))
+    flat['probers'] = format_probers(row['probers'])
     return flat
+
+
+def format_probers(probers):
+    """``{'i1-4242': 3, 'i2-99': 1}`` -> ``i1-4242:3,i2-99:1``."""
+    return ','.join('%s:%d' % (name, count)
+                    for name, count in sorted(probers.items())) or '-'
 
 
 def print_report(db, since_minutes):
@@ -56,8 +64,10 @@ def print_report(db, since_minutes):
         return
     print('Inflight over the last %.1f minutes; phases are p50/p95/max in '
           'ms; clock_offset is the host\'s clock minus the database '
-          'server\'s, ± its bound, in ms' % since_minutes)
-    output.print_table(_LEADING_COLUMNS + probe.PHASES + ('clock_offset',),
+          'server\'s, ± its bound, in ms; probers are the inflight '
+          'daemons that took the samples, with how many' % since_minutes)
+    output.print_table(_LEADING_COLUMNS + probe.PHASES +
+                       ('clock_offset', 'probers'),
                        [_flatten(r) for r in rows])
 
 
