@@ -21,7 +21,7 @@ from nova_lite.testing import simulated
 from nova_lite.testing import waiters
 
 PROBE_INTERVAL = 2.0
-MEMBERSHIP_TIMEOUT = 3.0
+MEMBERSHIP_TIMEOUT = 3      # [inflight] membership_timeout is an IntOpt
 WATCH_INTERVAL = 0.5
 PING_TIMEOUT = 1.0
 # README, "Several inflight daemons": a member killed with -9 leaves its
@@ -176,6 +176,9 @@ def test_ring_probes_each_service_once_and_takes_over(ring, db, conf_fixture):
         'services unprobed %.1f s after the kill; worst case %.1f s' % (
             took, WORST_CASE))
     after = max(s['round_no'] for s in taken.values())
+    print('killed %s (round %d, %d services): taken over in %.1f s (worst '
+          'case %.1f s), by round %d' % (victim.prober, victim_round,
+                                         len(owned), took, WORST_CASE, after))
     _assert_exactly_once(db, after + 1, 3, daemons, survivors)
 
     # 3. A fourth member: it takes a share from a later round than the
@@ -186,6 +189,8 @@ def test_ring_probes_each_service_once_and_takes_over(ring, db, conf_fixture):
     _up(db, [fourth])
     joined = _first_round_with(db, [fourth.prober], spawned_round, daemons)
     assert joined > spawned_round
+    print('%s started in round %d, first probed in round %d' % (
+        fourth.prober, spawned_round, joined))
     live = survivors + [fourth.prober]
     # From its first round on, the four agree on who probes what.
     _assert_exactly_once(db, joined, 3, daemons, live)
