@@ -5,7 +5,10 @@ One process serves ``count`` services of topic ``sim`` (binary
 RPC server on the broker with its own heartbeat in the services table, and
 nothing else (the base ``Manager``): what an inflight probe sees of a
 compute, at a fraction of its cost.  The inflight benchmark and the ring's
-functional test probe them.
+functional test probe them.  Their rpc:self health round trips run once an
+hour (``[metrics] health_interval``), not every 10 s: a hundred services in
+one process would otherwise make a hundred calls of their own every
+interval, and the broker should carry the probes.
 
     python -m nova_lite.testing.simulated --config-file PATH --index 0 \\
         --count 100 [--prefix sim]
@@ -18,6 +21,7 @@ import sys
 
 TOPIC = 'sim'
 BINARY = 'nova-lite-sim'
+HEALTH_INTERVAL = 3600.0
 
 
 def host_name(prefix, index, number):
@@ -37,6 +41,7 @@ def serve(config_files, index, count, prefix='sim'):
     for path in config_files:
         argv += ['--config-file', path]
     conf = config.parse_args(argv, default_config_files=[])
+    conf.set_override('health_interval', HEALTH_INTERVAL, group='metrics')
     config.setup_logging(conf)
     rpc.init(conf)
     db = db_api.API(conf)
