@@ -297,7 +297,8 @@ class ProbeRing:
         if not self.fallback:
             LOG.warning('Coordination backend %s unreachable (%s): probing '
                         'the last known share (%s) until it answers',
-                        utils.mask_url(self.url), utils.mask_url(str(exc)),
+                        utils.mask_url(self.url),
+                        utils.mask_url(_one_line(exc)),
                         'everything' if self._partitioner is None
                         else '%d members' % self.members())
         self.fallback = True
@@ -364,6 +365,12 @@ class ProbeRing:
         return [s for s in services
                 if part.belongs_to_self(service_key(s),
                                         ignore_members=ignore)]
+
+
+def _one_line(exc):
+    text = str(exc).strip().splitlines()
+    return '%s: %s' % (type(exc).__name__, text[0]) if text else (
+        type(exc).__name__)
 
 
 def _stop_quietly(coord):

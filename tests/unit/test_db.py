@@ -227,3 +227,38 @@ def test_timestamp_and_phase_types_are_precise_on_mysql():
                    last_seen_up):
         assert column.type.compile(dialect=dialect) == 'DATETIME(6)'
     assert sample.c.total.type.compile(dialect=dialect) == 'DOUBLE'
+
+
+def test_migration_011_records_prober_and_round(conf):
+    """011 adds inflight_samples.prober and round_no (NULL on older rows),
+    indexed for the report and for per-round counts; it downgrades."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    api = db_api.API(conf)
+    migration.db_sync(api, '010')
+    with api.engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO inflight_samples (created_at, topic, host, skew, "
+            "timed_out) VALUES (CURRENT_TIMESTAMP, 'compute', 'old', 0, 0)"))
+    migration.db_sync(api)
+    inspector = sa.inspect(api.engine)
+    columns = {c['name']: c for c in inspector.get_columns('inflight_samples')}
+    assert columns['prober']['nullable'] and columns['round_no']['nullable']
+    assert isinstance(columns['round_no']['type'], sa.BigInteger)
+    indexes = {i['name']: i['column_names']
+               for i in inspector.get_indexes('inflight_samples')}
+    assert indexes['ix_inflight_samples_prober_created_at'] == [
+        'prober', 'created_at']
+    assert indexes['ix_inflight_samples_round_no'] == ['round_no']
+    api.inflight_samples_add([{'topic': 'compute', 'host': 'new',
+                               'prober': 'i1-4242', 'round_no': 2 ** 40}])
+    assert [(s['host'], s['prober'], s['round_no'])
+            for s in api.inflight_samples_since(60)] == [
+        ('old', None, None), ('new', 'i1-4242', 2 ** 40)]
+    with api.engine.begin() as connection:
+        command.downgrade(migration._alembic_config(connection), '010')
+    columns = {c['name'] for c in
+               sa.inspect(api.engine).get_columns('inflight_samples')}
+    assert 'prober' not in columns and 'round_no' not in columns
+    api.dispose()

@@ -129,12 +129,33 @@ def test_inflight_report_groups_and_summarizes(db):
         (7, 'eventlet'), (1, 'threading')]
 
 
+def test_inflight_report_counts_each_probers_samples(db):
+    """``probers``: every sample a prober took in the window, timeouts
+    and errors included; the prober and the round are stored."""
+    db.inflight_samples_add([
+        _sample('a', 10.0, prober='i1-4242', round_no=7),
+        _sample('a', None, timed_out=True, prober='i1-4242', round_no=8),
+        _sample('a', 12.0, prober='i2-99', round_no=9),
+        _sample('b', None, error='boom', prober='i2-99', round_no=9)])
+    rows = inflight_commands.report_rows(db, since_minutes=60)
+    assert [(r['host'], r['probers']) for r in rows] == [
+        ('a', {'i1-4242': 2, 'i2-99': 1}), ('b', {'i2-99': 1})]
+    assert inflight_commands.format_probers(rows[0]['probers']) == (
+        'i1-4242:2,i2-99:1')
+    assert inflight_commands.format_probers({}) == '-'
+    stored = db.inflight_samples_since(60)
+    assert [(s['prober'], s['round_no']) for s in stored] == [
+        ('i1-4242', 7), ('i1-4242', 8), ('i2-99', 9), ('i2-99', 9)]
+
+
 def test_inflight_report_is_aggregated_by_the_database(conf_fixture, db,
                                                        capsys, monkeypatch):
     """The report never loads the samples (millions a day at scale)."""
     db.inflight_samples_add([
-        _sample('a', 10.0, clock_offset=3.0, clock_offset_bound=2.0),
-        _sample('a', 20.0, clock_offset=5.0, clock_offset_bound=0.5),
+        _sample('a', 10.0, clock_offset=3.0, clock_offset_bound=2.0,
+                prober='i2-7', round_no=170000000),
+        _sample('a', 20.0, clock_offset=5.0, clock_offset_bound=0.5,
+                prober='i1-42', round_no=170000001),
         _sample(None, 1.0, binary=None, skew=True, error='boom',
                 workers=None, clock_offset=9.0, clock_offset_bound=0.1)])
 
@@ -150,7 +171,9 @@ def test_inflight_report_is_aggregated_by_the_database(conf_fixture, db,
          'timeouts': 0, 'errors': 1, 'skewed': 0, 'workers_max': None,
          'backend': None, 'to_service': None, 'in_service': None,
          'greenthread_overhead': None, 'from_service': None, 'total': None,
-         'clock_offset_ms': None, 'clock_offset_bound_ms': None},
+         'clock_offset_ms': None, 'clock_offset_bound_ms': None,
+         # Stored before probers were recorded.
+         'probers': {'-': 1}},
         {'topic': 'compute', 'host': 'a', 'binary': 'nova-lite-compute',
          'samples': 2, 'timeouts': 0, 'errors': 0, 'skewed': 0,
          'workers_max': 1, 'backend': 'eventlet', 'to_service': phase,
@@ -159,11 +182,13 @@ def test_inflight_report_is_aggregated_by_the_database(conf_fixture, db,
          'from_service': phase,
          'total': {'p50': 10.0, 'p95': 20.0, 'max': 20.0},
          # The lowest-bound sample's (NTP-style), not the latest's.
-         'clock_offset_ms': 5.0, 'clock_offset_bound_ms': 0.5}],
+         'clock_offset_ms': 5.0, 'clock_offset_bound_ms': 0.5,
+         'probers': {'i1-42': 1, 'i2-7': 1}}],
         ) + '\n'
     code, out, _ = _run(conf_fixture, capsys, 'inflight', 'report')
     assert code == 0
     assert out.splitlines()[3].split() == [
         'compute', 'a', 'nova-lite-compute', 'eventlet', '2', '0', '1',
         '1.0/1.0/1.0', '10.0/10.0/10.0', '0.5/0.5/0.5', '1.0/1.0/1.0',
-        '10.0/20.0/20.0', '+5.0±0.5']
+        '10.0/20.0/20.0', '+5.0±0.5', 'i1-42:1,i2-7:1']
+    assert out.splitlines()[1].split()[-1] == 'probers'

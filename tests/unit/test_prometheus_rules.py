@@ -35,7 +35,7 @@ def _promtool(promtool, *args):
 def test_promtool_checks_the_rules(promtool):
     result = _promtool(promtool, 'check', 'rules', RULES)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert 'SUCCESS: 10 rules found' in result.stdout
+    assert 'SUCCESS: 12 rules found' in result.stdout
 
 
 def test_promtool_checks_the_example_config(promtool):
@@ -112,6 +112,16 @@ def _rule_tests():
         _series('up', dict(TARGET, instance='127.0.0.1:9103', host='cpu3'),
                 '1 0x20'),
         _series('up', TARGET, '1x20'),
+        # i1 loses etcd at minute 2; i2 never does.  i1's rounds overrun
+        # once a minute; i2's once.
+        _series('nova_lite_inflight_coordination_fallback', dict(
+            inflight, host='i1'), '0 0 1x20'),
+        _series('nova_lite_inflight_coordination_fallback', dict(
+            inflight, instance='127.0.0.1:9201', host='i2'), '0x22'),
+        _series('nova_lite_inflight_round_overruns_total', dict(
+            inflight, host='i1'), '0+1x30'),
+        _series('nova_lite_inflight_round_overruns_total', dict(
+            inflight, instance='127.0.0.1:9201', host='i2'), '0 1x30'),
     ]
     return [{
         'interval': '1m',
@@ -160,6 +170,21 @@ def _rule_tests():
                  'severity': 'warning', 'instance': '127.0.0.1:9101',
                  'topic': 'compute', 'host': 'cpu1',
                  'binary': 'nova-lite-compute'})]},
+            {'eval_time': '6m',
+             'alertname': 'NovaLiteInflightCoordinationFallback',
+             'exp_alerts': []},
+            {'eval_time': '8m',
+             'alertname': 'NovaLiteInflightCoordinationFallback',
+             'exp_alerts': [_alert('NovaLiteInflightCoordinationFallback',
+                                   dict(inflight, host='i1',
+                                        severity='warning'))]},
+            {'eval_time': '5m', 'alertname': 'NovaLiteInflightRoundsOverrun',
+             'exp_alerts': []},
+            {'eval_time': '14m',
+             'alertname': 'NovaLiteInflightRoundsOverrun',
+             'exp_alerts': [_alert('NovaLiteInflightRoundsOverrun',
+                                   dict(inflight, host='i1',
+                                        severity='warning'))]},
             {'eval_time': '3m', 'alertname': 'NovaLiteServiceUnreachable',
              'exp_alerts': []},
             {'eval_time': '5m', 'alertname': 'NovaLiteServiceUnreachable',
