@@ -197,7 +197,8 @@ def scale(bench, services, interval, per_process=100):
                                       bench.state, per_process=per_process)
     try:
         waiters.wait_for(
-            lambda: sum(1 for s in bench.db.service_get_all(topic='sim')
+            lambda: sum(1 for s in bench.db.service_get_all(
+                binary=simulated.BINARY)
                         if servicegroup.is_up(s, 60)) >= services,
             timeout=300, interval=1, what='%d simulated services' % services)
         prober = bench.start_daemon('nova-lite-inflight', 'prober', {

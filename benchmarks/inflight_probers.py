@@ -91,7 +91,7 @@ def run(bench, args, vhost):
     try:
         waiters.wait_for(
             lambda: sum(1 for s in bench.db.service_get_all(
-                topic=simulated.TOPIC) if servicegroup.is_up(s, 60))
+                binary=simulated.BINARY) if servicegroup.is_up(s, 60))
             >= args.services,
             timeout=900, interval=2,
             what='%d simulated services' % args.services)

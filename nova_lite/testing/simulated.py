@@ -1,14 +1,18 @@
 """Simulated services: many cheap probe targets in a few processes.
 
-One process serves ``count`` services of topic ``sim`` (binary
-``nova-lite-sim``), each on its own host ``PREFIX-INDEX-NNN``, each a real
+Process INDEX serves ``count`` services of topic ``PREFIXINDEX`` (``sim0``,
+``sim1``, ...; binary ``nova-lite-sim``), each on its own host
+``PREFIX-INDEX-NNN``, each a real
 RPC server on the broker with its own heartbeat in the services table, and
 nothing else (the base ``Manager``): what an inflight probe sees of a
 compute, at a fraction of its cost.  The inflight benchmark and the ring's
 functional test probe them.  Their rpc:self health round trips run once an
 hour (``[metrics] health_interval``), not every 10 s: a hundred services in
 one process would otherwise make a hundred calls of their own every
-interval, and the broker should carry the probes.
+interval, and the broker should carry the probes.  A topic per process,
+not one for all: every service also consumes its topic's shared queue, and
+two thousand consumers declaring one queue at once time out on a busy
+broker.
 
     python -m nova_lite.testing.simulated --config-file PATH --index 0 \\
         --count 100 [--prefix sim]
@@ -19,13 +23,16 @@ import os
 import subprocess
 import sys
 
-TOPIC = 'sim'
 BINARY = 'nova-lite-sim'
 HEALTH_INTERVAL = 3600.0
 
 
 def host_name(prefix, index, number):
     return '%s-%d-%03d' % (prefix, index, number)
+
+
+def topic_name(prefix, index):
+    return '%s%d' % (prefix, index)
 
 
 def serve(config_files, index, count, prefix='sim'):
@@ -45,7 +52,8 @@ def serve(config_files, index, count, prefix='sim'):
     config.setup_logging(conf)
     rpc.init(conf)
     db = db_api.API(conf)
-    services = [service.Service(conf, binary=BINARY, topic=TOPIC,
+    services = [service.Service(conf, binary=BINARY,
+                                topic=topic_name(prefix, index),
                                 manager=manager.Manager,
                                 host=host_name(prefix, index, n), db=db)
                 for n in range(count)]
@@ -58,11 +66,12 @@ class SimulatedServices:
 
     ``config_files`` are the daemons' config files (transport_url,
     database); each process logs to ``log_dir/PREFIX-INDEX.log``.
+    ``services`` lists (topic, host) of every one.
     """
 
     def __init__(self, config_files, total, log_dir, per_process=100,
                  prefix='sim', env=None):
-        self.hosts = []
+        self.services = []
         self.procs = []
         index = 0
         left = total
@@ -81,7 +90,9 @@ class SimulatedServices:
                     start_new_session=True))
             finally:
                 log.close()
-            self.hosts += [host_name(prefix, index, n) for n in range(count)]
+            self.services += [(topic_name(prefix, index),
+                               host_name(prefix, index, n))
+                              for n in range(count)]
             left -= count
             index += 1
 

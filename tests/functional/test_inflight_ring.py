@@ -37,14 +37,15 @@ SIMULATED = 12
 @pytest.fixture
 def ring(factory, db, conf_fixture, etcd_url):
     """Twelve simulated services (two processes), and a function that
-    starts an inflight daemon in this test's own tooz group."""
+    starts an inflight daemon in this test's own tooz group (its ``sim``:
+    the ``SimulatedServices``)."""
     group = 'nova-lite-inflight-test-%s' % secrets.token_hex(4)
     sim = simulated.SimulatedServices(
         [conf_fixture.write_config_file('sim.conf')], SIMULATED,
         conf_fixture.state_path, per_process=SIMULATED // 2)
     try:
         waiters.wait_for(
-            lambda: len(db.service_get_all(topic=simulated.TOPIC)) >= SIMULATED,
+            lambda: len(db.service_get_all(binary=simulated.BINARY)) >= SIMULATED,
             timeout=60, interval=0.2, what='%d simulated services' % SIMULATED)
         options = {
             'coordination': {'backend_url': etcd_url},
@@ -62,6 +63,7 @@ def ring(factory, db, conf_fixture, etcd_url):
             daemon.prober = '%s-%d' % (host, daemon.pid)
             return daemon
 
+        start.sim = sim
         yield start
     finally:
         sim.stop()
@@ -203,14 +205,14 @@ def test_ring_probes_each_service_once_and_takes_over(ring, db, conf_fixture):
     assert cli.returncode == 0, cli.stderr
     report = {(r['topic'], r['host']): r for r in json.loads(cli.stdout)}
     everyone = set(probers) | {fourth.prober}
-    for host in ('sim-0-000', 'sim-1-005'):
-        row = report[(simulated.TOPIC, host)]
+    sim = ring.sim
+    for topic, host in (sim.services[0], sim.services[-1]):
+        row = report[(topic, host)]
         assert row['probers'], row
         assert set(row['probers']) <= everyone, row
         assert sum(row['probers'].values()) == row['samples'], row
     # Over the run every member probed some simulated service.
     seen = set()
-    for (topic, _), row in report.items():
-        if topic == simulated.TOPIC:
-            seen |= set(row['probers'])
+    for name in sim.services:
+        seen |= set(report[name]['probers'])
     assert everyone <= seen, (everyone, seen)
