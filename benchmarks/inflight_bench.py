@@ -435,16 +435,15 @@ def main():
 
 
 def run_probers(args):
-    """``--probers N``: on a vhost of its own, so that the broker's
-    counters are the benchmark's alone."""
-    from nova_lite.testing import fixtures as nl_fixtures
-
-    with nl_fixtures.RabbitVhost() as vhost:
-        args.url = vhost.url
+    """``--probers N``: on a RabbitMQ node of its own (see
+    ``inflight_probers.private_broker``); its counters are the
+    benchmark's alone."""
+    with inflight_probers.private_broker() as node:
+        args.url = node.url
         bench = Bench(args)
         try:
             with backends.children_on(args.backends[0]):
-                result = inflight_probers.run(bench, args, vhost.name)
+                result = inflight_probers.run(bench, args, node)
         finally:
             bench.stop()
     print('Inflight probe benchmark, several probers (2-core machine, one '

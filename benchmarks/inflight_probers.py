@@ -5,7 +5,7 @@ Measured from the samples' ``round_no`` and ``prober`` (exactly once per
 round, duplicates, misses, round time = when a prober stored its round
 minus the round's start), from /proc (each prober's CPU and RSS), from
 RabbitMQ (frames and bytes on every connection of the benchmark's own
-vhost, per probe) and from a counting proxy in front of etcd
+vhost on a broker node of its own, per probe) and from a counting proxy in front of etcd
 (``etcd_counter``: the probers' etcd operations per round).
 
 ``--kill-one`` kills one prober with -9 mid-run: how long its services
@@ -16,6 +16,7 @@ twice.
 
 import os
 import secrets
+import shlex
 import signal
 import statistics
 import subprocess
@@ -24,6 +25,8 @@ import time
 import etcd_counter
 import procstat
 
+# Descriptors the benchmark's broker node may open (the hard limit here).
+MAX_OPEN_FILES = 20000
 TARGET_RSS_MB = 200.0
 TARGET_CPU_PCT = 10.0
 
@@ -35,13 +38,49 @@ def coordination_url(args, state):
             'file://' + os.path.join(state, 'ring'))
 
 
-def broker_counters(vhost):
-    """Frames and bytes the broker received and sent on the connections of
-    ``vhost``: {'frames': n, 'bytes': n, 'connections': n}."""
-    out = subprocess.run(
-        ['rabbitmqctl', '-q', 'list_connections', 'vhost', 'recv_cnt',
-         'send_cnt', 'recv_oct', 'send_oct', '--no-table-headers'],
-        capture_output=True, text=True, timeout=60, check=True).stdout
+def private_broker(max_open_files=MAX_OPEN_FILES):
+    """A RabbitMQ node of the benchmark's own (``RabbitNode``) that may
+    open ``max_open_files`` descriptors.
+
+    Every simulated service has a connection of its own, and 2,000 of them
+    exhaust the 1,024 descriptors the Debian scripts give a node (``su``
+    resets the limit): on the machine's shared node that took RabbitMQ's
+    memory monitor down (emfile) and every test's queue declarations with
+    it.  So the benchmark never runs on the shared node.
+    """
+    from nova_lite.testing import fixtures as nl_fixtures
+    from nova_lite.testing import rabbit_node
+
+    class Node(rabbit_node.RabbitNode):
+        def _start(self):
+            command = 'ulimit -n %d; exec rabbitmq-server -detached' % (
+                max_open_files)
+            if os.getuid() == 0:
+                # As the Debian wrapper does, with the limit raised after
+                # su (whose PAM session sets it back to 1,024).
+                argv = ['su', 'rabbitmq', '-s', '/bin/sh', '-c',
+                        'ulimit -n %d; exec /usr/lib/rabbitmq/bin/'
+                        'rabbitmq-server -detached' % max_open_files]
+            else:
+                argv = ['/bin/sh', '-c', command]
+            result = subprocess.run(argv, capture_output=True, text=True,
+                                    timeout=60, env=self.env())
+            if result.returncode != 0:
+                raise nl_fixtures.BrokerUnavailable(
+                    reason='%s failed: %s' % (
+                        ' '.join(shlex.quote(a) for a in argv),
+                        (result.stderr or result.stdout).strip()))
+
+    return Node(prefix='nl-bench')
+
+
+def broker_counters(node):
+    """Frames and bytes the broker ``node`` (a ``RabbitNode``) received and
+    sent on the connections of its vhost: {'frames': n, 'bytes': n,
+    'connections': n}."""
+    vhost = node.vhost
+    out = node.ctl('list_connections', 'vhost', 'recv_cnt', 'send_cnt',
+                   'recv_oct', 'send_oct', '--no-table-headers')
     frames = octets = connections = 0
     for line in out.splitlines():
         fields = line.split('\t')
@@ -61,15 +100,15 @@ def _until(when):
 
 
 class _Snapshot:
-    def __init__(self, probers, vhost, counter):
+    def __init__(self, probers, node, counter):
         self.at = time.time()
         self.cpu = {p.prober: procstat.cpu_seconds(p.pid) for p in probers
                     if p.popen.poll() is None}
-        self.broker = broker_counters(vhost)
+        self.broker = broker_counters(node)
         self.etcd = counter.counts() if counter else None
 
 
-def run(bench, args, vhost):
+def run(bench, args, node):
     """The case; returns its result dict (``report`` prints it)."""
     from nova_lite.testing import rounds
     from nova_lite.testing import simulated
@@ -119,9 +158,9 @@ def run(bench, args, vhost):
         kill_round = first + args.observe // 3 if args.kill_one else None
         cost_end = kill_round if args.kill_one else last + 1
         _until(first * interval)
-        before = _Snapshot(probers, vhost, counter)
+        before = _Snapshot(probers, node, counter)
         _until(cost_end * interval)
-        after = _Snapshot(probers, vhost, counter)
+        after = _Snapshot(probers, node, counter)
         victim = owned = killed_at = None
         if args.kill_one:
             _until((kill_round + 0.5) * interval)
