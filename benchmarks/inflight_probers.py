@@ -182,14 +182,28 @@ def run(bench, args, node):
         rss = {p.prober: procstat.rss_mb(p.pid) for p in probers
                if p.popen.poll() is None}
         load.append(os.getloadavg()[0])
-        samples = [s for s in rounds.round_samples(bench.db, first)
-                   if s['round_no'] <= last]
+        every = rounds.round_samples(bench.db, first)
+        samples = [s for s in every if s['round_no'] <= last]
         created = rounds.services_created(bench.db)
     finally:
         sim.stop()
         if counter:
             counter.close()
     return _analyse(locals())
+
+
+def skipped_rounds(checked, samples):
+    """{round: probers that skipped it}: a prober that wrote samples of a
+    later round (in ``samples``) was alive, so a round of ``checked`` it
+    has no sample of was skipped (its previous round overran: rounds never
+    overlap)."""
+    last_seen = {}
+    for sample in samples:
+        last_seen[sample['prober']] = max(last_seen.get(sample['prober'], 0),
+                                          sample['round_no'])
+    return {r['round']: {p for p, seen in last_seen.items()
+                         if seen > r['round'] and p not in r['probers']}
+            for r in checked}
 
 
 def _analyse(run_locals):
@@ -200,6 +214,7 @@ def _analyse(run_locals):
     samples, created = v['samples'], v['created']
     checked = rounds.coverage(samples, created, range(first, last + 1),
                               interval)
+    skipped = skipped_rounds(checked, v['every'])
     stored = {}
     for sample in samples:
         name = (sample['prober'], sample['round_no'])
@@ -235,6 +250,10 @@ def _analyse(run_locals):
         'duplicates': sum(len(c['duplicates']) for c in checked),
         'misses': sum(len(c['misses']) for c in checked),
         'per_round': checked,
+        'skipped': sum(len(p) for p in skipped.values()),
+        'complete_rounds': sum(1 for r in checked if not skipped[r['round']]),
+        'complete_misses': sum(len(r['misses']) for r in checked
+                               if not skipped[r['round']]),
         'round_p50': statistics.median(round_times),
         'round_max': max(round_times),
         'per_prober': probers, 'cost_rounds': len(cost_rounds),
@@ -266,14 +285,16 @@ def report(result):
           'one tooz group (%s), %.0f s interval, %d s lease; load %.1f -> '
           '%.1f' % (r['services'], r['probers'], r['coordination'],
                     r['interval'], r['lease'], r['load'][0], r['load'][1]))
-    print('  %-7s %-13s %-11s %-7s %-20s %s' % (
+    print('  %-7s %-13s %-11s %-7s %-20s %-13s %s' % (
         'rounds', 'exactly once', 'duplicates', 'misses', 'round p50/max s',
-        'probes/round'))
-    print('  %-7d %-13s %-11d %-7d %-20s %.0f' % (
+        'probes/round', 'skipped (overrun)'))
+    print('  %-7d %-13s %-11d %-7d %-20s %-13.0f %d' % (
         r['rounds'], '%.1f%%' % (100.0 * r['once'] / r['expected']),
         r['duplicates'], r['misses'],
         '%.2f / %.2f' % (r['round_p50'], r['round_max']),
-        r['probes'] / r['cost_rounds']))
+        r['probes'] / r['cost_rounds'], r['skipped']))
+    print('  misses in the %d rounds that no prober skipped: %d' % (
+        r['complete_rounds'], r['complete_misses']))
     print('  %-10s %12s %8s %13s %8s' % ('prober', 'probes/round', 'CPU %',
                                          'CPU ms/probe', 'RSS MB'))
     for p in r['per_prober']:
