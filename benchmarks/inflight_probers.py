@@ -174,11 +174,15 @@ def run(bench, args, node):
             killed_at = time.time()
             victim.wait(timeout=30)
         live = [p.prober for p in probers if p is not victim]
-        waiters.wait_for(
-            lambda: all((rounds.last_round(rounds.round_samples(
-                bench.db, last), p) or -1) > last for p in live),
-            timeout=(last + 3) * interval - time.time() + 60, interval=1,
-            what='rounds after %d' % last)
+        try:
+            waiters.wait_for(
+                lambda: all((rounds.last_round(rounds.round_samples(
+                    bench.db, last), p) or -1) > last for p in live),
+                timeout=(last + 3) * interval - time.time() + 180,
+                interval=1, what='rounds after %d' % last)
+        except waiters.WaitTimeout as exc:
+            # Rounds that overrun for minutes: count what was stored.
+            print('WARNING: %s; the last rounds may be incomplete' % exc)
         rss = {p.prober: procstat.rss_mb(p.pid) for p in probers
                if p.popen.poll() is None}
         load.append(os.getloadavg()[0])
