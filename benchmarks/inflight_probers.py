@@ -156,11 +156,11 @@ def run(bench, args, node):
         first = stable + 1
         last = first + args.observe - 1
         kill_round = first + args.observe // 3 if args.kill_one else None
-        cost_end = kill_round if args.kill_one else last + 1
         _until(first * interval)
+        # Cost: what the probers used between two snapshots, against the
+        # samples they stored meanwhile (rounds that overrun cross round
+        # boundaries, so by time, not by round number).
         before = _Snapshot(probers, node, counter)
-        _until(cost_end * interval)
-        after = _Snapshot(probers, node, counter)
         victim = owned = killed_at = None
         if args.kill_one:
             _until((kill_round + 0.5) * interval)
@@ -170,6 +170,7 @@ def run(bench, args, node):
             owned = {rounds.key(s) for s in samples
                      if s['prober'] == victim.prober and
                      s['round_no'] == victim_round}
+            after = _Snapshot(probers, node, counter)
             victim.signal(signal.SIGKILL)
             killed_at = time.time()
             victim.wait(timeout=30)
@@ -183,11 +184,14 @@ def run(bench, args, node):
         except waiters.WaitTimeout as exc:
             # Rounds that overrun for minutes: count what was stored.
             print('WARNING: %s; the last rounds may be incomplete' % exc)
+        if not args.kill_one:
+            after = _Snapshot(probers, node, counter)
         rss = {p.prober: procstat.rss_mb(p.pid) for p in probers
                if p.popen.poll() is None}
         load.append(os.getloadavg()[0])
-        every = rounds.round_samples(bench.db, first)
-        samples = [s for s in every if s['round_no'] <= last]
+        ended = time.time()
+        every = rounds.round_samples(bench.db)
+        samples = [s for s in every if first <= s['round_no'] <= last]
         created = rounds.services_created(bench.db)
     finally:
         sim.stop()
@@ -210,6 +214,28 @@ def skipped_rounds(checked, samples):
             for r in checked}
 
 
+def _victim_gaps(samples, owned, killed_at, ended):
+    """{key: longest time without a sample} of the victim's services, over
+    every stored sample; a service not probed since the kill counts until
+    ``ended``."""
+    gaps = rounds_module().max_gaps(samples, owned)
+    last = {}
+    for sample in samples:
+        name = rounds_module().key(sample)
+        if name in owned:
+            last[name] = max(last.get(name, 0.0), sample['created'])
+    for name in owned:
+        if last.get(name, 0.0) < killed_at:
+            gaps[name] = max(gaps.get(name, 0.0),
+                             ended - last.get(name, killed_at))
+    return gaps
+
+
+def rounds_module():
+    from nova_lite.testing import rounds
+    return rounds
+
+
 def _analyse(run_locals):
     from nova_lite.testing import rounds
 
@@ -224,17 +250,18 @@ def _analyse(run_locals):
         name = (sample['prober'], sample['round_no'])
         stored[name] = max(stored.get(name, 0.0), sample['created'])
     round_times = [at - r * interval for (_, r), at in stored.items()]
-    cost_rounds = range(first, v['cost_end'])
-    cost_samples = [s for s in samples if s['round_no'] in cost_rounds]
     before, after = v['before'], v['after']
     seconds = after.at - before.at
+    window = seconds / interval
+    cost_samples = [s for s in v['every']
+                    if before.at <= s['created'] < after.at]
     probers = []
     for p in v['probers']:
         cpu = (after.cpu[p.prober] - before.cpu[p.prober]
                if p.prober in after.cpu and p.prober in before.cpu else None)
         taken = sum(1 for s in cost_samples if s['prober'] == p.prober)
         probers.append({
-            'prober': p.prober, 'probes_per_round': taken / len(cost_rounds),
+            'prober': p.prober, 'probes_per_round': taken / window,
             'cpu_pct': None if cpu is None else cpu / seconds * 100,
             'cpu_ms_per_probe': (cpu / taken * 1000) if cpu and taken
             else None,
@@ -260,16 +287,17 @@ def _analyse(run_locals):
                                if not skipped[r['round']]),
         'round_p50': statistics.median(round_times),
         'round_max': max(round_times),
-        'per_prober': probers, 'cost_rounds': len(cost_rounds),
+        'per_prober': probers, 'window_rounds': window,
         'probes': probes,
         'frames_per_probe': broker['frames'] / probes if probes else None,
         'bytes_per_probe': broker['bytes'] / probes if probes else None,
-        'etcd_per_round': (sum(etcd.values()) / len(cost_rounds)
+        'etcd_per_round': (sum(etcd.values()) / window
                            if etcd is not None else None),
         'etcd_paths': etcd, 'load': v['load'],
     }
     if v['victim'] is not None:
-        gaps = rounds.max_gaps(samples, v['owned'])
+        gaps = _victim_gaps(v['every'], v['owned'], v['killed_at'],
+                            v['ended'])
         result.update({
             'victim': v['victim'].prober, 'owned': len(v['owned']),
             'kill_round': v['kill_round'],
@@ -296,7 +324,7 @@ def report(result):
         r['rounds'], '%.1f%%' % (100.0 * r['once'] / r['expected']),
         r['duplicates'], r['misses'],
         '%.2f / %.2f' % (r['round_p50'], r['round_max']),
-        r['probes'] / r['cost_rounds'], r['skipped']))
+        r['probes'] / r['window_rounds'], r['skipped']))
     print('  misses in the %d rounds that no prober skipped: %d' % (
         r['complete_rounds'], r['complete_misses']))
     print('  %-10s %12s %8s %13s %8s' % ('prober', 'probes/round', 'CPU %',
