@@ -218,10 +218,12 @@ def _victim_gaps(samples, owned, killed_at, ended):
     """{key: longest time without a sample} of the victim's services, over
     every stored sample; a service not probed since the kill counts until
     ``ended``."""
-    gaps = rounds_module().max_gaps(samples, owned)
+    from nova_lite.testing import rounds
+
+    gaps = rounds.max_gaps(samples, owned)
     last = {}
     for sample in samples:
-        name = rounds_module().key(sample)
+        name = rounds.key(sample)
         if name in owned:
             last[name] = max(last.get(name, 0.0), sample['created'])
     for name in owned:
@@ -229,11 +231,6 @@ def _victim_gaps(samples, owned, killed_at, ended):
             gaps[name] = max(gaps.get(name, 0.0),
                              ended - last.get(name, killed_at))
     return gaps
-
-
-def rounds_module():
-    from nova_lite.testing import rounds
-    return rounds
 
 
 def _analyse(run_locals):
