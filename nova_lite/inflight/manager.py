@@ -159,7 +159,8 @@ class InflightManager(manager.Manager):
         """Wait for the boundary after the round ``done`` ended (woken
         early by stop_probing); returns that round's number."""
         interval = self._ring.interval
-        round_no = self._ring.round_of(time.time()) + 1
+        # Never a round number twice, even if the clock stepped back.
+        round_no = max(done, self._ring.round_of(time.time())) + 1
         # The wall clock, checked again after each wait: a step of the
         # clock moves the boundary.
         while True:

@@ -129,8 +129,11 @@ class _Partitioner(partitioner.Partitioner):
             self._add(member)
 
     def _add(self, member):
-        raw = self._coord.get_member_capabilities(self.group_id,
-                                                  member).get()
+        try:
+            raw = self._coord.get_member_capabilities(self.group_id,
+                                                      member).get()
+        except tooz_coordination.MemberNotJoined:
+            return      # gone already: its leave needs no event
         raw = raw if isinstance(raw, dict) else {}
         with self._lock:
             self.ring.add_node(member, raw.get('weight', 1))

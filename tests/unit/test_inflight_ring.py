@@ -7,9 +7,9 @@ process, as several inflight daemons on one host would be.
 
 import logging
 
-import pytest
 import prometheus_client
-import tooz
+import pytest
+from tooz import coordination as tooz_coordination
 
 from nova_lite import concurrency
 from nova_lite import exception
@@ -181,7 +181,7 @@ def test_backend_errors_mean_the_last_known_share(make_ring, monkeypatch,
     assert _metric('nova_lite_inflight_coordination_fallback') == 0
 
     def unreachable(*args, **kwargs):
-        raise tooz.coordination.ToozConnectionError('etcd is gone')
+        raise tooz_coordination.ToozConnectionError('etcd is gone')
 
     monkeypatch.setattr(first._coord, 'run_watchers', unreachable)
     second.stop()   # a change the broken member cannot see
