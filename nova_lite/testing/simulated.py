@@ -66,11 +66,14 @@ class SimulatedServices:
 
     ``config_files`` are the daemons' config files (transport_url,
     database); each process logs to ``log_dir/PREFIX-INDEX.log``.
-    ``services`` lists (topic, host) of every one.
+    ``services`` lists (topic, host) of every one.  ``started``, if given,
+    is called with the (topic, host) list of each process once it is
+    started, before the next one starts (to wait until they registered:
+    thousands of registrations at once lock SQLite out).
     """
 
     def __init__(self, config_files, total, log_dir, per_process=100,
-                 prefix='sim', env=None):
+                 prefix='sim', env=None, started=None):
         self.services = []
         self.procs = []
         index = 0
@@ -90,9 +93,11 @@ class SimulatedServices:
                     start_new_session=True))
             finally:
                 log.close()
-            self.services += [(topic_name(prefix, index),
-                               host_name(prefix, index, n))
-                              for n in range(count)]
+            batch = [(topic_name(prefix, index), host_name(prefix, index, n))
+                     for n in range(count)]
+            self.services += batch
+            if started is not None:
+                started(batch)
             left -= count
             index += 1
 
