@@ -76,6 +76,15 @@ class SimulatedServices:
                  prefix='sim', env=None, started=None):
         self.services = []
         self.procs = []
+        try:
+            self._start(config_files, total, log_dir, per_process, prefix,
+                        env, started)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, config_files, total, log_dir, per_process, prefix, env,
+               started):
         index = 0
         left = total
         while left > 0:
