@@ -183,7 +183,7 @@ def run(bench, args, node):
         if args.kill_one:
             _until((kill_round + 0.5) * interval)
             victim = probers[1]
-            samples = rounds.round_samples(bench.db, first)
+            samples = rounds.round_samples(bench.db)
             victim_round = rounds.last_round(samples, victim.prober)
             owned = {rounds.key(s) for s in samples
                      if s['prober'] == victim.prober and
@@ -314,6 +314,8 @@ def _analyse(run_locals):
     if v['victim'] is not None:
         gaps = _victim_gaps(v['every'], v['owned'], v['killed_at'],
                             v['ended'])
+        if not gaps:
+            gaps = {None: float('nan')}     # the victim never stored a round
         result.update({
             'victim': v['victim'].prober, 'owned': len(v['owned']),
             'kill_round': v['kill_round'],
