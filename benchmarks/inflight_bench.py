@@ -29,9 +29,14 @@ probed daemons run that backend, the prober (this process) runs eventlet.
    nova_lite_rpc_server_queue_seconds above 2.5 s, and hold the sleep in
    nova_lite_rpc_server_handling_seconds within +-10%
    (``inflight_sigstop``).
+
+``--probers N`` runs, instead of the cases, N inflight daemons sharing
+``--services`` simulated services through one tooz group
+(``inflight_probers``; ``--kill-one`` kills one of them mid-run).
 """
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -43,6 +48,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import backends  # noqa: E402  (benchmarks/, next to this file)
+import inflight_probers  # noqa: E402
 import inflight_sigstop  # noqa: E402
 import procstat  # noqa: E402
 
@@ -172,44 +178,19 @@ def probe_cost(ctxt, base, daemon, probes, interval):
             'pct_at_interval': per_probe / interval * 100.0, 'lost': lost}
 
 
-def serve_many(conf_path, index, count):
-    """``count`` services in this process, hosts sim-INDEX-N, topic sim."""
-    from nova_lite import monkey_patch  # noqa: F401
-    from nova_lite import config
-    from nova_lite.db import api as db_api
-    from nova_lite import manager
-    from nova_lite import rpc
-    from nova_lite import service
-
-    conf = config.parse_args(['--config-file', conf_path],
-                             default_config_files=[])
-    config.setup_logging(conf)
-    rpc.init(conf)
-    db = db_api.API(conf)
-    services = [service.Service(conf, binary='nova-lite-sim', topic='sim',
-                                manager=manager.Manager,
-                                host='sim-%d-%03d' % (index, n), db=db)
-                for n in range(count)]
-    service.serve(services)
-
-
 def scale(bench, services, interval, per_process=100):
     from nova_lite import context
     from nova_lite.inflight import rpcapi as inflight_rpcapi
+    from nova_lite.testing import simulated
     from nova_lite.testing import waiters
     from nova_lite import servicegroup
 
-    procs = []
-    for index in range(0, services // per_process):
-        log = open(os.path.join(bench.state, 'sim-%d.log' % index), 'ab')
-        procs.append(subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), '--serve-many',
-             str(index), '--count', str(per_process), '--conf',
-             bench.conf_path], stdout=log, stderr=log,
-            stdin=subprocess.DEVNULL, start_new_session=True))
+    sim = simulated.SimulatedServices([bench.conf_path], services,
+                                      bench.state, per_process=per_process)
     try:
         waiters.wait_for(
-            lambda: sum(1 for s in bench.db.service_get_all(topic='sim')
+            lambda: sum(1 for s in bench.db.service_get_all(
+                binary=simulated.BINARY)
                         if servicegroup.is_up(s, 60)) >= services,
             timeout=300, interval=1, what='%d simulated services' % services)
         prober = bench.start_daemon('nova-lite-inflight', 'prober', {
@@ -227,10 +208,7 @@ def scale(bench, services, interval, per_process=100):
                 'max_duration': max(r['duration'] for r in rounds),
                 'rss_mb': rss, 'interval': interval}
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait()
+        sim.stop()
 
 
 def db_locked(bench, ctxt, base, backend, rounds=3, hold=3.0):
@@ -390,15 +368,29 @@ def main():
                         help='Case 6: probes queued meanwhile (default 10).')
     parser.add_argument('--stop-sleep', type=float, default=1.0,
                         help='Case 6: the probes\' sleep (default 1).')
-    parser.add_argument('--serve-many', type=int, help=argparse.SUPPRESS)
-    parser.add_argument('--count', type=int, help=argparse.SUPPRESS)
-    parser.add_argument('--conf', help=argparse.SUPPRESS)
+    parser.add_argument('--probers', type=int, default=0,
+                        help='Instead of the cases: N inflight daemons '
+                             'share --services simulated services through '
+                             'one tooz group (probe interval --interval).')
+    parser.add_argument('--kill-one', action='store_true',
+                        help='With --probers: kill -9 one prober mid-run.')
+    parser.add_argument('--coordination-url',
+                        help='With --probers: the tooz URL (default '
+                             'NOVA_LITE_TEST_ETCD_URL, else file:// in the '
+                             'state directory).')
+    parser.add_argument('--membership-timeout', type=int, default=10,
+                        help='With --probers: [inflight] '
+                             'membership_timeout, the lease (default 10).')
+    parser.add_argument('--observe', type=int, default=6,
+                        help='With --probers: rounds measured once every '
+                             'prober has a share (default 6).')
     args = parser.parse_args()
-    if args.serve_many is not None:
-        return serve_many(args.conf, args.serve_many, args.count)
 
     from nova_lite import monkey_patch  # noqa: F401
     from nova_lite import rpc
+
+    if args.probers:
+        return run_probers(args)
 
     bench = Bench(args)
     checks = []
@@ -431,6 +423,29 @@ def main():
     finally:
         rpc.cleanup()
         bench.stop()
+    return 0
+
+
+def run_probers(args):
+    """``--probers N``: on a RabbitMQ node of its own (see
+    ``inflight_probers.private_broker``); its counters are the
+    benchmark's alone."""
+    with inflight_probers.private_broker() as node:
+        args.url = node.url
+        bench = Bench(args)
+        try:
+            with backends.children_on(args.backends[0]):
+                result = inflight_probers.run(bench, args, node)
+        finally:
+            bench.stop()
+    print('Inflight probe benchmark, several probers (2-core machine, one '
+          'RabbitMQ; daemons on %s)\n' % args.backends[0])
+    checks = inflight_probers.report(result)
+    print()
+    for title, ok in checks:
+        print('  [%s] %s' % ('met' if ok else 'MISSED', title))
+    print('\nJSON %s' % json.dumps({k: v for k, v in result.items()
+                                    if k != 'per_round'}))
     return 0
 
 
