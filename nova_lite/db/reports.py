@@ -146,7 +146,9 @@ def inflight_report(session, cutoff, phases, percentiles):
                          else int(row.workers_max)),
             backend=None, **{phase: None for phase in phases},
             clock_offset_ms=None, clock_offset_bound_ms=None, probers={})
-    for row in session.execute(_probers(cutoff)):
+    # Sorted by name here: a collation may order '-' anywhere.
+    for row in sorted(session.execute(_probers(cutoff)),
+                      key=lambda r: r.prober):
         rows[_key(row)]['probers'][row.prober] = int(row.taken)
     for row in session.execute(_latest_backends(cutoff)):
         rows[_key(row)]['backend'] = row.backend

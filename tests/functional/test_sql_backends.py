@@ -316,6 +316,11 @@ def _expected_report(samples):
         row['clock_offset_ms'] = tightest and tightest[2]['clock_offset']
         row['clock_offset_bound_ms'] = (tightest and
                                         tightest[2]['clock_offset_bound'])
+        # Who took the service's samples, answered or not.
+        row['probers'] = {}
+        for s in sorted(group, key=lambda s: s['prober'] or '-'):
+            prober = s['prober'] or '-'
+            row['probers'][prober] = row['probers'].get(prober, 0) + 1
         rows.append(row)
     return rows
 
@@ -332,6 +337,8 @@ def _random_samples(rand, count):
                   'workers': rand.choice([None, 0, 3, 7]),
                   'backend': rand.choice([None, 'eventlet', 'threading']),
                   'greenthreads': 2,
+                  # None: a sample stored before probers were recorded.
+                  'prober': rand.choice(['i1-4242', 'i2-99', None]),
                   'clock_offset': (None if rand.random() < 0.1
                                    else round(rand.uniform(-5000, 5000), 3)),
                   'clock_offset_bound': (None if rand.random() < 0.1
