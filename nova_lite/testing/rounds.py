@@ -10,6 +10,8 @@ exactly one sample of round k.
 
 import collections
 import datetime
+import math
+import re
 
 import sqlalchemy as sa
 
@@ -108,3 +110,42 @@ def max_gaps(samples, keys=None):
         gaps[name] = max((b - a for a, b in zip(stamps, stamps[1:])),
                          default=0.0)
     return gaps
+
+
+_OVERRUN = re.compile(r'Inflight round (\d+) took ([0-9.]+)s')
+_FAILED = re.compile(r'Inflight round (\d+) failed')
+
+
+def skipped_rounds(log_text, interval):
+    """The rounds an inflight daemon's log says it did not probe: a failed
+    round, and the boundaries after a round that overran (the daemon starts
+    the next round at the next boundary; an upper bound, since the log
+    gives the round's length, not how late it started)."""
+    skipped = set()
+    for match in _FAILED.finditer(log_text):
+        skipped.add(int(match.group(1)))
+    for match in _OVERRUN.finditer(log_text):
+        round_no, took = int(match.group(1)), float(match.group(2))
+        skipped.update(range(round_no + 1,
+                             round_no + 2 + math.ceil(took / interval)))
+    return skipped
+
+
+def explained_misses(result, samples, skipped):
+    """True when every miss of the round ``result`` (from ``coverage``)
+    belongs to a prober that said it skipped that round (``skipped``:
+    {prober: skipped_rounds(...)}): the service was in that prober's share
+    in the prober's last round before it.  A ring that lost a service, or
+    gave it to nobody, is not explained."""
+    round_no = result['round']
+    shares = {}
+    for prober, rounds in skipped.items():
+        if round_no not in rounds or prober in result['probers']:
+            continue
+        before = [s for s in samples
+                  if s['prober'] == prober and s['round_no'] < round_no]
+        if before:
+            last = max(s['round_no'] for s in before)
+            shares[prober] = {key(s) for s in before if s['round_no'] == last}
+    return bool(shares) and set(result['misses']) <= set().union(
+        *shares.values())

@@ -103,21 +103,51 @@ def _wait_rounds_done(db, live, last, daemons):
             last, _logs(daemons)))
 
 
-def _assert_exactly_once(db, first, count, daemons, live):
-    """Rounds first .. first+count-1: each service probed exactly once."""
-    last = first + count - 1
+def _check_rounds(db, first, last, daemons, live):
+    """Check rounds first .. last; the number of them that were clean.
+
+    No round has a duplicate or a prober outside ``live``.  A round with
+    misses is allowed only where a member said it skipped that round (an
+    overrun or a failed round: logged and counted, README "Several inflight
+    daemons"), and the misses are exactly from that member's share.
+    """
     _wait_rounds_done(db, live, last, daemons)
-    checked = rounds.coverage(rounds.round_samples(db, first),
-                              rounds.services_created(db),
+    samples = rounds.round_samples(db, first - 5)
+    checked = rounds.coverage(samples, rounds.services_created(db),
                               range(first, last + 1), PROBE_INTERVAL)
+    skipped = {d.prober: rounds.skipped_rounds(d.log_text(), PROBE_INTERVAL)
+               for d in daemons}
+    clean = 0
     for result in checked:
         assert result['expected'] >= SIMULATED, result
-        assert not result['duplicates'] and not result['misses'], (
-            'round %d not exactly once: %s' % (result['round'], result))
-        assert result['once'] == result['expected']
+        assert not result['duplicates'], (
+            'round %d probed twice: %s' % (result['round'], result))
         # The group shares the work: only live members probed.
         assert set(result['probers']) <= set(live), result
-    return checked
+        if not result['misses']:
+            assert result['once'] == result['expected'], result
+            clean += 1
+            continue
+        assert rounds.explained_misses(result, samples, skipped), (
+            'round %d not exactly once: %s\n%s' % (
+                result['round'], result, _logs(daemons)))
+        print('round %d: a member skipped it, as its log says: %s' % (
+            result['round'], result['misses']))
+    return clean
+
+
+def _assert_exactly_once(db, first, count, daemons, live):
+    """``count`` clean rounds from ``first`` on, each service probed exactly
+    once; a round a member skipped (see ``_check_rounds``) is checked, then
+    one more round is awaited, at most three times."""
+    last = first + count - 1
+    while True:
+        clean = _check_rounds(db, first, last, daemons, live)
+        if clean >= count:
+            return
+        assert last < first + count + 2, (
+            'only %d clean rounds in %d..%d' % (clean, first, last))
+        last += 1
 
 
 def _first_round_with(db, probers, since, daemons):
@@ -200,9 +230,11 @@ def test_ring_probes_each_service_once_and_takes_over(ring, db, conf_fixture):
     live = survivors + [fourth.prober]
     # While it joins the others leave it out (its start_round is later),
     # and from its first round on the four agree on who probes what: every
-    # round from its start to two after its first is exactly once.
-    _assert_exactly_once(db, spawned_round + 1, joined - spawned_round + 2,
-                         daemons, live)
+    # round from its start to two after its first is exactly once (or
+    # skipped by a member that says so, and then only its share missing).
+    window = (spawned_round + 1, joined + 2)
+    clean = _check_rounds(db, window[0], window[1], daemons, live)
+    assert clean >= 1, 'no clean round in %d..%d' % window
 
     # 4. The report says who probed each service.
     cli = subprocess.run(

@@ -58,3 +58,30 @@ def test_max_gaps_and_last_round():
     assert rounds.max_gaps(samples, {'sim.b'}) == {'sim.b': 0.0}
     assert rounds.last_round(samples, 'p2') == 3
     assert rounds.last_round(samples, 'nobody') is None
+
+
+def test_skipped_rounds_from_the_log():
+    log = ('... WARNING nova_lite.inflight.manager Inflight round 100 took '
+           '2.50s, longer than its 2.0s interval; the next round starts at '
+           'the next boundary\n'
+           '... ERROR nova_lite.inflight.manager Inflight round 200 failed\n')
+    # 100 overran by up to 2.5 s after it started late: 101..103 at most;
+    # 200 failed.
+    assert rounds.skipped_rounds(log, 2.0) == {101, 102, 103, 200}
+    assert rounds.skipped_rounds('all quiet', 2.0) == set()
+
+
+def test_misses_are_explained_only_by_the_skipping_members_share():
+    samples = [_sample('a', 'p1', 1, 10), _sample('b', 'p2', 1, 10),
+               _sample('c', 'p2', 1, 10), _sample('a', 'p1', 2, 20)]
+    created = {'sim.a': 0.0, 'sim.b': 0.0, 'sim.c': 0.0}
+    [two] = rounds.coverage(samples, created, [2], 10.0)
+    assert two['misses'] == ['sim.b', 'sim.c']
+    assert rounds.explained_misses(two, samples, {'p1': set(), 'p2': {2}})
+    # Nobody said so, or the one who did probed in that round anyway.
+    assert not rounds.explained_misses(two, samples, {'p2': set()})
+    assert not rounds.explained_misses(two, samples, {'p1': {2}})
+    # p2 skipped, but a miss outside its share is the ring's fault.
+    samples.remove(_sample('c', 'p2', 1, 10))
+    samples.append(_sample('c', 'p1', 1, 10))
+    assert not rounds.explained_misses(two, samples, {'p2': {2}})
