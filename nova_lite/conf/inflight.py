@@ -47,6 +47,16 @@ _opts = [
                  default=1.0, min=0.05,
                  help='Seconds between two reads of the group\'s membership '
                       '(tooz run_watchers), off the probe rounds.'),
+    cfg.FloatOpt('slow_factor',
+                 default=5.0, min=1.0,
+                 help='A service is flagged "slow" in a round when its '
+                      'round trip (less the sleep an inflight probe asks '
+                      'for) is above this many times the median of the '
+                      'round\'s, and above slow_floor_ms.'),
+    cfg.FloatOpt('slow_floor_ms',
+                 default=50.0, min=0.0,
+                 help='No round trip at or below this many ms is flagged '
+                      '"slow", however far above the round\'s median.'),
     cfg.StrOpt('group',
                default='nova-lite-inflight',
                help='The tooz group the inflight daemons join to share the '

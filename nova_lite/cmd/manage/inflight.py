@@ -8,6 +8,9 @@ from nova_lite.inflight import probe
 REPORT_PERCENTILES = (50, 95)
 _LEADING_COLUMNS = ('topic', 'host', 'binary', 'backend', 'samples',
                     'timeouts', 'workers_max')
+# What the latest sample saw: how it was probed, the heartbeat, the
+# service's topic.host queue (ready messages/consumers), the flags.
+_STATE_COLUMNS = ('method', 'up', 'heartbeat_age', 'queue', 'flags')
 
 
 def add_parser(groups):
@@ -47,6 +50,14 @@ def _flatten(row):
                             '%+.1f±%.1f' % (row['clock_offset_ms'],
                                             row['clock_offset_bound_ms']))
     flat['probers'] = format_probers(row['probers'])
+    flat['method'] = row['method'] or '-'
+    flat['up'] = ('-' if row['up'] is None else
+                  'up' if row['up'] else 'down')
+    flat['heartbeat_age'] = ('-' if row['heartbeat_age'] is None else
+                             '%.1fs' % row['heartbeat_age'])
+    flat['queue'] = ('-' if row['queue_messages'] is None else '%d/%d' % (
+        row['queue_messages'], row['queue_consumers']))
+    flat['flags'] = ','.join(row['flags']) or '-'
     return flat
 
 
@@ -65,9 +76,13 @@ def print_report(db, since_minutes):
     print('Inflight over the last %.1f minutes; phases are p50/p95/max in '
           'ms; clock_offset is the host\'s clock minus the database '
           'server\'s, ± its bound, in ms; probers are the inflight '
-          'daemons that took the samples, with how many' % since_minutes)
+          'daemons that took the samples, with how many; "-" is not '
+          'measured (a ping measures the total only). As last seen: '
+          'method, up and heartbeat_age by heartbeat, queue is the '
+          'topic.host queue\'s ready messages/consumers, flags' %
+          since_minutes)
     output.print_table(_LEADING_COLUMNS + probe.PHASES +
-                       ('clock_offset', 'probers'),
+                       ('clock_offset', 'probers') + _STATE_COLUMNS,
                        [_flatten(r) for r in rows])
 
 
