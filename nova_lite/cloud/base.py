@@ -13,8 +13,8 @@ A source's ``list_services()`` returns one dict per service with exactly
 - ``version``: nova_lite's RPC version, Nova's service version (an int),
   or None where the source does not tell (os-services);
 - ``zone``: None for nova_lite; a Nova service's availability zone;
-- ``heartbeat_age``: seconds since the heartbeat the up/down verdict was
-  taken from, or None when there is none;
+- ``heartbeat_age``: seconds (>= 0) since the heartbeat the up/down
+  verdict was taken from, or None when there is none;
 - ``metrics``: host:port of a nova_lite service's /metrics; None for Nova.
 """
 
@@ -82,7 +82,11 @@ def service(**values):
     unknown = set(values) - set(SERVICE_KEYS)
     if unknown:
         raise KeyError('not service keys: %s' % ', '.join(sorted(unknown)))
-    return {key: values.get(key) for key in SERVICE_KEYS}
+    service = {key: values.get(key) for key in SERVICE_KEYS}
+    if service['heartbeat_age'] is not None:
+        # A heartbeat written by a clock a little ahead of ours is fresh.
+        service['heartbeat_age'] = max(0.0, service['heartbeat_age'])
+    return service
 
 
 def sorted_services(services):
