@@ -56,6 +56,7 @@ class NovaAPIServices(base.ServiceSource):
             if self._conn is None:
                 self._conn = self._connect(self.os_cloud)
             listed = list(self._conn.compute.services())
+            LOG.debug('%s: %d services', self.description, len(listed))
         except errors as exc:
             self._conn = None   # reconnect next time (a new token)
             reason = ' '.join(str(exc).split()) or type(exc).__name__

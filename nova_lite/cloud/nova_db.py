@@ -101,10 +101,14 @@ class NovaDatabaseServices(base.ServiceSource):
         rows = self._read(self.api_url, 'the API database', lambda conn: (
             conn.execute(sa.select(_cell_mappings)
                          .order_by(_cell_mappings.c.id)).all()))
-        return [(row.uuid, row.name,
-                 readonly.format_cell_url(row.database_connection,
-                                          self.api_url))
-                for row in rows if row.uuid != CELL0_UUID]
+        cells = [(row.uuid, row.name,
+                  readonly.format_cell_url(row.database_connection,
+                                           self.api_url))
+                 for row in rows if row.uuid != CELL0_UUID]
+        LOG.debug('Nova cells with services: %s', ', '.join(
+            '%s %s' % (name or uuid, utils.mask_url(url))
+            for uuid, name, url in cells))
+        return cells
 
     def _compute_zones(self):
         """{host: zone} for hosts in an aggregate with a zone."""

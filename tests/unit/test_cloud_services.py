@@ -53,7 +53,6 @@ def test_own_source_wraps_the_services_table(conf, db):
 # -- Nova's databases -----------------------------------------------------
 
 def _tmp_nova(tmp_path):
-    (tmp_path / 'nova').mkdir()
     return nova_schema.NovaDatabases(tmp_path / 'nova')
 
 
