@@ -164,8 +164,9 @@ class NovaDatabaseServices(base.ServiceSource):
                     return query(conn)
                 finally:
                     conn.rollback()
-        except (sa_exc.SQLAlchemyError, ValueError, KeyError,
+        except (sa_exc.SQLAlchemyError, ImportError, ValueError, KeyError,
                 IndexError) as exc:
+            # ImportError: the URL's driver is not installed.
             reason = ' '.join(str(exc).split('\n')[0].split())
             raise exception.CloudUnavailable(
                 source='%s (%s)' % (utils.mask_url(url), what),

@@ -182,6 +182,19 @@ def test_unreachable_nova_database_is_one_line_password_masked(conf):
     assert 'nova:***@127.0.0.1:1/nova_api' in message
 
 
+@pytest.mark.parametrize('url', [
+    'mysql+mysqldb://nova:s3cr3t-pw@127.0.0.1/nova_api',   # no driver
+    'nosuchdb://nova:s3cr3t-pw@127.0.0.1/nova_api',
+    'not a url at all s3cr3t-pw'])
+def test_bad_nova_database_url_is_one_line(conf, url):
+    conf.set_override('kind', 'nova', 'cloud')
+    conf.set_override('api_database_connection', url, 'cloud')
+    with pytest.raises(exception.CloudUnavailable) as err:
+        cloud.services_source(conf).list_services()
+    assert '\n' not in str(err.value)
+    assert 's3cr3t-pw' not in str(err.value) or url.startswith('not a url')
+
+
 def test_cell_without_services_table_is_named(conf, tmp_path):
     nova = _tmp_nova(tmp_path)
     nova.add_cell('cell1', database_connection=nova.url('empty.sqlite'))
