@@ -14,9 +14,11 @@ databases share the API database's server and credentials (the usual
 single-server deployment) and wrong otherwise.
 
 Up or down is what Nova's default (database) servicegroup driver says: the
-last heartbeat (``last_seen_up``, else ``updated_at``, else
-``created_at``) within ``[cloud] service_down_time`` seconds; a service
-that an operator forced down is down.
+last heartbeat (``last_seen_up``, else ``created_at``) within ``[cloud]
+service_down_time`` seconds, either way (Nova compares the absolute
+difference); a service that an operator forced down is down (os-services
+shows it so).  ``heartbeat_age`` is that heartbeat's age; ``updated_at``
+is the row's, as os-services shows it (each heartbeat updates the row).
 
 Zones are what os-services shows: a nova-compute's host is in the
 availability zone of its host aggregates (the API database's aggregates
@@ -132,8 +134,8 @@ class NovaDatabaseServices(base.ServiceSource):
 
     def _service(self, row, zones, now):
         topic = row.topic or base.topic_from_binary(row.binary)
-        heartbeat = base.aware(row.last_seen_up or row.updated_at or
-                               row.created_at)
+        # Nova 34's DB servicegroup driver: last_seen_up, else created_at.
+        heartbeat = base.aware(row.last_seen_up or row.created_at)
         age = base.age_seconds(heartbeat, now)
         # Nova compares abs(elapsed): a clock ahead is no reason for down.
         up = (age is not None and abs(age) <= self.service_down_time
@@ -146,7 +148,8 @@ class NovaDatabaseServices(base.ServiceSource):
             id=row.uuid or row.id, host=row.host, binary=row.binary,
             topic=topic, status=base.UP if up else base.DOWN,
             disabled=bool(row.disabled),
-            updated_at=base.aware(row.last_seen_up or row.updated_at),
+            # What os-services shows (a heartbeat updates the row).
+            updated_at=base.aware(row.updated_at),
             version=row.version, zone=zone, heartbeat_age=age, metrics=None)
 
     def _engine(self, url):

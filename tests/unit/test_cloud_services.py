@@ -74,7 +74,8 @@ def cloud_dbs(tmp_path):
     nova.add_service(cell2, 'node3', 'nova-compute', topic='compute',
                      forced_down=True)
     nova.add_service(cell2, 'node4', 'nova-compute', topic='compute',
-                     last_seen_up=None)
+                     last_seen_up=None, created_at=nova_schema.utcnow() -
+                     datetime.timedelta(hours=2))
     nova.add_aggregate('rack1', 'az1', ['node1'])
     nova.add_aggregate('rack1b', 'az0', ['node1'])
     return nova
@@ -116,9 +117,11 @@ def test_nova_database_lists_every_cell_but_cell0(conf, cloud_dbs):
     assert node2['heartbeat_age'] >= 3600
     # An operator's forced down wins over a fresh heartbeat.
     assert found['node3', 'nova-compute']['status'] == 'down'
-    # No last_seen_up yet: Nova falls back on updated_at.
+    # No last_seen_up: Nova 34 decides on created_at, not updated_at
+    # (which os-services shows).
     node4 = found['node4', 'nova-compute']
-    assert node4['status'] == 'up' and node4['updated_at'] is not None
+    assert node4['status'] == 'down' and node4['heartbeat_age'] >= 7200
+    assert (base.utcnow() - node4['updated_at']).total_seconds() < 60
 
 
 def test_nova_service_down_time_decides_up(conf, tmp_path):
