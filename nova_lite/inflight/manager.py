@@ -92,8 +92,10 @@ class InflightManager(manager.Manager):
         self._rebalances_sent = 0
         # How each (topic, host) is probed: inflight, or ping.
         self._methods = methods.MethodBook()
-        # () -> the cloud's services (see use_services).
+        # () -> the cloud's services (see use_services), and the source
+        # it is from when this manager made it (closed at the end).
         self._list_services = None
+        self._source = None
 
     def use_services(self, list_services):
         """Take the service list from ``list_services()`` (dicts with the
@@ -122,8 +124,8 @@ class InflightManager(manager.Manager):
             self._sinks.append(self._statsd)
         self._queues = queues.QueueInspector(self.conf)
         if self._list_services is None:
-            self._list_services = services_source.source(
-                self.conf, self.db).list_services
+            self._source = services_source.source(self.conf, self.db)
+            self._list_services = self._source.list_services
 
     def post_start_hook(self):
         self.start_probing()
@@ -132,6 +134,8 @@ class InflightManager(manager.Manager):
         self.stop_probing()
         if self._queues is not None:
             self._queues.close()
+        if self._source is not None:
+            self._source.close()
 
     def start_probing(self, probe_ring=None):
         """Join the probing group (``probe_ring``: a ``ProbeRing``, made

@@ -4,9 +4,8 @@ import datetime
 
 import prometheus_client
 
-from nova_lite.db import models
+from nova_lite.cloud import base as cloud_base
 from nova_lite.inflight import probe
-from nova_lite.inflight import services
 from nova_lite.inflight import sinks
 
 
@@ -16,10 +15,11 @@ def _value(name, **labels):
 
 def _row(topic, host, seen_ago=0):
     """A service source's row, 60 s service_down_time."""
-    return services.as_source_row(
-        {'id': 1, 'topic': topic, 'host': host, 'binary': 'b',
-         'disabled': False, 'version': '1.0', 'last_seen_up':
-         models.utcnow() - datetime.timedelta(seconds=seen_ago)}, 60)
+    return cloud_base.service(
+        id=1, topic=topic, host=host, binary='b', disabled=False,
+        status='up' if seen_ago < 60 else 'down', heartbeat_age=seen_ago,
+        updated_at=cloud_base.utcnow() - datetime.timedelta(
+            seconds=seen_ago))
 
 
 def test_round_sets_the_series(conf):

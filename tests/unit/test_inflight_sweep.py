@@ -177,8 +177,8 @@ def _row(host, topic='conductor', binary='nova-conductor', status='up',
         datetime.timezone.utc) - datetime.timedelta(seconds=age))
     return {'id': hash(host) % 1000, 'host': host, 'binary': binary,
             'topic': topic, 'status': status, 'disabled': disabled,
-            'updated_at': updated, 'version': '34.0.0', 'zone': 'internal',
-            'heartbeat_age': age}
+            'updated_at': updated, 'version': 66, 'zone': 'internal',
+            'heartbeat_age': age, 'metrics': None}
 
 
 class FakeQueues:
@@ -248,14 +248,16 @@ def test_the_sweep_probes_the_enabled_services_of_the_injected_list(
 
 
 def test_the_default_list_is_nova_lites_services_table(conf, db):
+    """``[cloud] kind = nova_lite`` (the default): nova_lite's own."""
     db.service_register('c1', 'nova-lite-compute', 'compute', '1.0')
     db.service_register('c2', 'nova-lite-compute', 'compute', '1.0')
     db.service_set_disabled('c2', 'nova-lite-compute', True)
     with db._session() as session, session.begin():
         row = session.query(models.Service).filter_by(host='c2').one()
         row.last_seen_up = models.utcnow() - datetime.timedelta(seconds=600)
-    rows = {r['host']: r for r in
-            services.source(conf, db).list_services()}
+    source = services.source(conf, db)
+    rows = {r['host']: r for r in source.list_services()}
+    source.close()
     assert set(rows['c1']) == set(services.KEYS)
     assert (rows['c1']['status'], rows['c1']['disabled']) == ('up', False)
     assert rows['c1']['heartbeat_age'] < 60
