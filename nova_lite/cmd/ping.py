@@ -134,11 +134,13 @@ def format_reply(seq, sample):
         return 'error: seq=%d %s@%s: %s' % (seq, sample.topic,
                                              sample.host or '*', sample.error)
     if sample.method == probe.PING:
-        return ('reply from %s (%s %s): seq=%d round trip only: '
+        # A Nova service's reply does not say what it runs.
+        who = (' (%s %s)' % (sample.binary, sample.version or '-')
+               if sample.binary else '')
+        return ('reply from %s%s: seq=%d round trip only: '
                 'to_service=- in_service=- greenthread_overhead=- '
                 'from_service=- total=%s' % (
-                    sample.host or '*', sample.binary or '-',
-                    sample.version or '-', seq, _ms(sample.total)))
+                    sample.host or '*', who, seq, _ms(sample.total)))
     if sample.skew:
         # Two hosts' clocks disagree: the split is unknown, the sum is not.
         to_service = from_service = 'skewed'

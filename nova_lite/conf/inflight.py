@@ -57,6 +57,16 @@ _opts = [
                  default=50.0, min=0.0,
                  help='No round trip at or below this many ms is flagged '
                       '"slow", however far above the round\'s median.'),
+    cfg.StrOpt('rabbit_management_url',
+               secret=True,
+               help='The RabbitMQ management API of the broker probed '
+                    '(e.g. http://monitor:PASSWORD@rabbit1:15672; a user '
+                    'with the monitoring tag). When set, queue depths come '
+                    'from it and include the unacknowledged messages: those '
+                    'a consumer took and never acknowledged, as a frozen '
+                    'or stuck service does with no prefetch limit (a '
+                    'passive declare, used otherwise, sees only the ready '
+                    'messages and the consumers).'),
     cfg.StrOpt('group',
                default='nova-lite-inflight',
                help='The tooz group the inflight daemons join to share the '

@@ -13,7 +13,7 @@ probers were recorded.
 Each service's latest sample (answered or not) gives what the sweep saw
 last: how it was probed (``method``), its heartbeat (``up``,
 ``heartbeat_age``), its ``topic.host`` queue (``queue_messages``,
-``queue_consumers``) and its ``flags``: the state now, not the window's.
+``queue_unacked``, ``queue_consumers``) and its ``flags``: the state now, not the window's.
 
 Each host's clock offset to the reference (the database server's clock)
 is NTP-style: the window's sample with the lowest bound (the lowest round
@@ -106,7 +106,7 @@ def _latest_backends(cutoff):
 
 
 _LATEST = ('method', 'up', 'heartbeat_age', 'queue_messages',
-           'queue_consumers', 'flags')
+           'queue_unacked', 'queue_consumers', 'flags')
 
 
 def _latest_states(cutoff):
@@ -128,6 +128,7 @@ def _state(row):
         'heartbeat_age': (None if row.heartbeat_age is None
                           else float(row.heartbeat_age)),
         'queue_messages': row.queue_messages,
+        'queue_unacked': row.queue_unacked,
         'queue_consumers': row.queue_consumers,
         'flags': row.flags.split(',') if row.flags else [],
     }
@@ -168,8 +169,8 @@ def inflight_report(session, cutoff, phases, percentiles):
     the host's ``clock_offset_ms`` and ``clock_offset_bound_ms`` (see
     above; None without any), ``probers`` ({prober: samples taken},
     timeouts and errors included), and the latest sample's ``method``,
-    ``up``, ``heartbeat_age``, ``queue_messages``, ``queue_consumers``
-    (None where not known) and ``flags`` (a list)."""
+    ``up``, ``heartbeat_age``, ``queue_messages``, ``queue_unacked``,
+    ``queue_consumers`` (None where not known) and ``flags`` (a list)."""
     rows = {}
     for row in session.execute(_counts(cutoff)):
         rows[_key(row)] = dict(

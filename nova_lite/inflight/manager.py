@@ -6,7 +6,8 @@ Rounds are aligned to the wall clock: round k covers [k * probe_interval,
 thread, started once the service consumes) runs round k at its start.
 Each round reads the cloud's service list (``nova_lite.inflight.services``:
 nova_lite's own services table, or a real Nova's) and probes the enabled
-services the probing group's ring gives this daemon in round k
+RPC services (not Nova's API services) the probing group's ring gives this
+daemon in round k
 (``nova_lite.inflight.ring``: several inflight daemons share the work;
 alone, one probes everything), down ones included, at most
 ``[inflight] max_concurrent_pings`` at a time and each bounded by
@@ -18,8 +19,9 @@ always probed last.  A timeout is counted, never fatal; a stuck service
 holds one pool slot for ``ping_timeout`` and no more.
 
 Each sample also gets what the round saw of its service: the heartbeat's
-verdict and age (from the list), the ready messages and consumers of its
-``topic.host`` queue, and the flags (``nova_lite.inflight.verdicts``:
+verdict and age (from the list), the ready and unacknowledged messages
+and the consumers of its ``topic.host`` queue (``nova_lite.inflight.
+queues``), and the flags (``nova_lite.inflight.verdicts``:
 unreachable, no_consumers, slow).
 
 A round that ends after its interval is an overrun: counted
@@ -122,7 +124,7 @@ class InflightManager(manager.Manager):
         if self.conf.statsd.enabled:
             self._statsd = sinks.StatsdSink(self.conf)
             self._sinks.append(self._statsd)
-        self._queues = queues.QueueInspector(self.conf)
+        self._queues = queues.inspector(self.conf)
         if self._list_services is None:
             self._source = services_source.source(self.conf, self.db)
             self._list_services = self._source.list_services
@@ -229,11 +231,11 @@ class InflightManager(manager.Manager):
                                    timeout=self.conf.inflight.ping_timeout)
 
     def _services(self):
-        """The enabled services of the cloud; the method book forgets the
-        others."""
+        """The services of the cloud to probe (``services.to_probe``);
+        the method book forgets the others."""
         listed = self._list_services()
         self._methods.forget_others((s['topic'], s['host']) for s in listed)
-        return [s for s in listed if not s['disabled']]
+        return services_source.to_probe(listed)
 
     def _run_round(self, context, round_no=None):
         """Probe this daemon's share of wall-clock round ``round_no``, or
@@ -334,4 +336,5 @@ def _annotate(sample, service, depths):
     depth = depths.get(server_queue(service))
     if depth is not None:
         sample.queue_messages = depth['messages']
+        sample.queue_unacked = depth.get('unacked')
         sample.queue_consumers = depth['consumers']

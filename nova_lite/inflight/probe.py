@@ -33,8 +33,9 @@ class Sample:
     ``method`` is how it was probed: ``inflight`` (the four-way split) or
     ``ping`` (a round trip, ``total``, only).  The inflight daemon adds
     what it knows of the service besides: its heartbeat's verdict (``up``)
-    and age in s, the ready messages and consumers of its ``topic.host``
-    queue, and the round's ``flags`` (``nova_lite.inflight.verdicts``).
+    and age in s, the ready and unacknowledged (None: not known) messages
+    and the consumers of its ``topic.host`` queue, and the round's
+    ``flags`` (``nova_lite.inflight.verdicts``).
     """
 
     topic: str
@@ -63,6 +64,7 @@ class Sample:
     up: bool | None = None
     heartbeat_age: float | None = None
     queue_messages: int | None = None
+    queue_unacked: int | None = None
     queue_consumers: int | None = None
     flags: list = dataclasses.field(default_factory=list)
 

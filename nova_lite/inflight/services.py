@@ -19,8 +19,21 @@ from nova_lite import cloud
 
 KEYS = cloud.SERVICE_KEYS
 
+# Nova's API services: rows in its services table (for the minimum
+# service version), with no RPC server to probe: a probe of
+# ``osapi_compute.HOST`` would time out every round.  os-services hides
+# them; Nova's database lists them.
+NO_RPC_BINARIES = frozenset(['nova-osapi_compute', 'nova-metadata'])
+
 
 def source(conf, db):
     """The service source of this deployment: a ``ServiceSource``
     (``list_services()``, ``close()``)."""
     return cloud.services_source(conf, db=db)
+
+
+def to_probe(services):
+    """The services of a list that a sweep probes: the enabled ones that
+    serve RPC."""
+    return [svc for svc in services
+            if not svc['disabled'] and svc['binary'] not in NO_RPC_BINARIES]

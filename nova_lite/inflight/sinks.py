@@ -43,6 +43,7 @@ class StatsdSink:
                                   (one per round flagged so)
     PREFIX.queue.TOPIC.depth / .consumers               gauges
     PREFIX.queue.TOPIC.HOST.depth / .consumers          gauges (a service's)
+    PREFIX.queue.QUEUE.unacked                          gauge, when known
 
     and, from ``emit_ring``, each inflight daemon's own (by its host):
 
@@ -82,6 +83,9 @@ class StatsdSink:
                     pipe.gauge('queue.%s.depth' % name, depth['messages'])
                     pipe.gauge('queue.%s.consumers' % name,
                                depth['consumers'])
+                    if depth.get('unacked') is not None:
+                        pipe.gauge('queue.%s.unacked' % name,
+                                   depth['unacked'])
 
     @staticmethod
     def _emit_service(pipe, base, sample):
@@ -170,6 +174,7 @@ class PrometheusSink:
     nova_lite_service_heartbeat_age_seconds{topic,host}
     nova_lite_service_flag{topic,host,flag}          1: flagged last round
     nova_lite_queue_messages{queue}, nova_lite_queue_consumers{queue}
+    nova_lite_queue_unacked{queue}       when known (management API)
 
     A service that leaves the list leaves these series too, and so does
     its queue.
@@ -220,11 +225,17 @@ class PrometheusSink:
                 registry.QUEUE_MESSAGES.labels(queue).set(depth['messages'])
                 registry.QUEUE_CONSUMERS.labels(queue).set(
                     depth['consumers'])
+                if depth.get('unacked') is None:
+                    _remove(registry.QUEUE_UNACKED, queue)
+                else:
+                    registry.QUEUE_UNACKED.labels(queue).set(
+                        depth['unacked'])
         self._forget(self._known - seen)
         self._known = seen
         for queue in self._queues - queues_seen:
             _remove(registry.QUEUE_MESSAGES, queue)
             _remove(registry.QUEUE_CONSUMERS, queue)
+            _remove(registry.QUEUE_UNACKED, queue)
         self._queues = queues_seen
 
     def _forget(self, gone):

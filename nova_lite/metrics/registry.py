@@ -94,6 +94,11 @@ QUEUE_MESSAGES = prom.Gauge(
     'nova_lite_queue_messages',
     'Messages ready in a queue: a topic\'s, or a service\'s topic.host.',
     ['queue'])
+QUEUE_UNACKED = prom.Gauge(
+    'nova_lite_queue_unacked',
+    'Messages a consumer of a queue took and has not acknowledged (a '
+    'frozen consumer holds them); only with [inflight] '
+    'rabbit_management_url.', ['queue'])
 QUEUE_CONSUMERS = prom.Gauge(
     'nova_lite_queue_consumers',
     'Consumers of a queue: a topic\'s, or a service\'s topic.host.',

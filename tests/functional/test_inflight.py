@@ -105,7 +105,8 @@ def test_round_probes_every_service_and_feeds_statsd(probed, conf,
         expected_kind = {'greenthreads': 'g', 'workers': 'g', 'depth': 'g',
                          'consumers': 'g', 'timeout': 'c', 'up': 'g',
                          'heartbeat_age': 'g', 'unreachable': 'c',
-                         'no_consumers': 'c', 'slow': 'c'}.get(
+                         'no_consumers': 'c', 'slow': 'c',
+                         'unacked': 'g'}.get(
                              name.rsplit('.', 1)[1], 'ms')
         assert kind == expected_kind, line
         if name.endswith('.in_service'):

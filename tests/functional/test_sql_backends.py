@@ -324,7 +324,7 @@ def _expected_report(samples):
         # What the sweep saw last: the group's latest sample's.
         latest = group[-1]
         for key in ('method', 'up', 'heartbeat_age', 'queue_messages',
-                    'queue_consumers'):
+                    'queue_unacked', 'queue_consumers'):
             row[key] = latest[key]
         row['flags'] = latest['flags'].split(',') if latest['flags'] else []
         rows.append(row)
@@ -354,6 +354,7 @@ def _random_samples(rand, count):
                   'up': rand.choice([True, False, None]),
                   'heartbeat_age': rand.choice([None, 0.5, 12.25, 3600.0]),
                   'queue_messages': rand.choice([None, 0, 4]),
+                  'queue_unacked': rand.choice([None, 0, 5]),
                   'queue_consumers': rand.choice([None, 0, 1]),
                   'flags': rand.choice([None, 'unreachable',
                                         'unreachable,no_consumers', 'slow'])}

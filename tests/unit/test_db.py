@@ -281,17 +281,18 @@ def test_migration_012_records_the_sweep(conf):
     columns = {c['name']: c for c in
                sa.inspect(api.engine).get_columns('inflight_samples')}
     new = ('method', 'up', 'heartbeat_age', 'queue_messages',
-           'queue_consumers', 'flags')
+           'queue_unacked', 'queue_consumers', 'flags')
     assert all(columns[name]['nullable'] for name in new)
     api.inflight_samples_add([{
         'topic': 'conductor', 'host': 'new', 'total': 2.5, 'method': 'ping',
         'up': True, 'heartbeat_age': 1.25, 'queue_messages': 3,
-        'queue_consumers': 0, 'flags': 'unreachable,no_consumers'}])
+        'queue_unacked': 4, 'queue_consumers': 0,
+        'flags': 'unreachable,no_consumers'}])
     old, new_row = api.inflight_samples_since(60)
     assert [old[name] for name in new] == [None] * len(new)
     assert (old['total'], old['in_service']) == (12.5, 10.0)
     assert [new_row[name] for name in new] == [
-        'ping', True, 1.25, 3, 0, 'unreachable,no_consumers']
+        'ping', True, 1.25, 3, 4, 0, 'unreachable,no_consumers']
     assert new_row['in_service'] is None
     with api.engine.begin() as connection:
         command.downgrade(migration._alembic_config(connection), '011')

@@ -200,13 +200,17 @@ def test_the_sweep_probes_the_enabled_services_of_the_injected_list(
         nova_like, conf, db, ctxt):
     """An injected list: a nova_lite compute, a Nova-like conductor, a
     conductor that never answers though its heartbeat says up (its queue
-    holds messages, no consumer), and a disabled one (never probed)."""
+    holds messages, no consumer), a disabled one and Nova's API (never
+    probed)."""
     conf.set_override('sleep_seconds', 0.05, group='inflight')
     conf.set_override('ping_timeout', 1.0, group='inflight')
     listed = [_row('lite1', topic='compute', binary='nova-lite-compute'),
               _row('nova1'),
               _row('stuck', age=3.5),
-              _row('off', disabled=True, status='down', age=None)]
+              _row('off', disabled=True, status='down', age=None),
+              # Nova's API: a row in its services table, no RPC server.
+              _row('api', topic='osapi_compute', binary='nova-osapi_compute',
+                   age=None)]
     mgr = inflight_manager.InflightManager(conf=conf, host='i1', db=db,
                                            binary='nova-lite-inflight')
     mgr.use_services(lambda: listed)
@@ -241,7 +245,7 @@ def test_the_sweep_probes_the_enabled_services_of_the_injected_list(
     assert stored['lite1']['flags'] is None
     # The Nova-like one is pinged at once in the next round.
     pings = nova_like.pings
-    listed.pop()
+    del listed[2]
     mgr._run_round(ctxt)
     assert nova_like.pings == pings + 1
     assert mgr._methods.method('conductor', 'nova1') == probe.PING

@@ -114,7 +114,8 @@ def _sample(host, total, **kw):
 
 # Samples stored before the sweep recorded these (migration 012).
 _NO_STATE = {'method': None, 'up': None, 'heartbeat_age': None,
-             'queue_messages': None, 'queue_consumers': None, 'flags': []}
+             'queue_messages': None, 'queue_unacked': None,
+             'queue_consumers': None, 'flags': []}
 
 
 def test_inflight_report_of_pinged_services_never_shows_zero(
@@ -132,7 +133,7 @@ def test_inflight_report_of_pinged_services_never_shows_zero(
     db.inflight_samples_add([_sample('ctl', 2.0, **ping)])
     db.inflight_samples_add([_sample('ctl', None, **dict(
         ping, timed_out=True, heartbeat_age=4.5,
-        queue_messages=2, flags='unreachable'))])
+        queue_messages=2, queue_unacked=5, flags='unreachable'))])
     code, out, _ = _run(conf_fixture, capsys, 'inflight', 'report', '--json')
     assert code == 0
     [row] = json.loads(out)
@@ -143,12 +144,13 @@ def test_inflight_report_of_pinged_services_never_shows_zero(
         assert row[phase] is None, phase
     assert {key: row[key] for key in _NO_STATE} == {
         'method': 'ping', 'up': True, 'heartbeat_age': 4.5,
-        'queue_messages': 2, 'queue_consumers': 1, 'flags': ['unreachable']}
+        'queue_messages': 2, 'queue_unacked': 5, 'queue_consumers': 1,
+        'flags': ['unreachable']}
     code, out, _ = _run(conf_fixture, capsys, 'inflight', 'report')
     assert code == 0
     assert out.splitlines()[2].split() == [
         'conductor', 'ctl', 'nova-conductor', '-', '2', '1', '-', '-', '-',
-        '-', '-', '2.0/3.0/3.0', '-', 'i1-7:3', 'ping', 'up', '4.5s', '2/1',
+        '-', '-', '2.0/3.0/3.0', '-', 'i1-7:3', 'ping', 'up', '4.5s', '2/5/1',
         'unreachable']
 
 

@@ -114,7 +114,7 @@ def test_a_ping_is_a_round_trip_only():
     nova = probe.Sample(topic='conductor', host='ctl', total=2.75,
                         method=probe.PING)
     assert ping.format_reply(1, nova) == (
-        'reply from ctl (- -): seq=1 round trip only: to_service=- '
+        'reply from ctl: seq=1 round trip only: to_service=- '
         'in_service=- greenthread_overhead=- from_service=- total=2.75 ms')
     summary = ping.summarize([nova, probe.Sample(
         topic='conductor', host='ctl', total=3.25, method=probe.PING)])

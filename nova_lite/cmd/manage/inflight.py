@@ -9,7 +9,8 @@ REPORT_PERCENTILES = (50, 95)
 _LEADING_COLUMNS = ('topic', 'host', 'binary', 'backend', 'samples',
                     'timeouts', 'workers_max')
 # What the latest sample saw: how it was probed, the heartbeat, the
-# service's topic.host queue (ready messages/consumers), the flags.
+# service's topic.host queue (ready/unacknowledged messages/consumers),
+# the flags.
 _STATE_COLUMNS = ('method', 'up', 'heartbeat_age', 'queue', 'flags')
 
 
@@ -18,10 +19,15 @@ def add_parser(groups):
     commands = parser.add_subparsers(dest='command', metavar='COMMAND',
                                      required=True)
     report = commands.add_parser(
-        'report', help='Per service: samples, p50/p95/max of each phase, '
-                       'timeouts, the inflight daemons that probed it '
-                       '(probers) and its host\'s clock offset to the '
-                       'database server\'s clock.')
+        'report', help='Per service: samples, p50/p95/max of each phase ("-": '
+                       'not measured; a pinged service, such as a real '
+                       'Nova\'s, has a round trip only), timeouts, the '
+                       'inflight daemons that probed it (probers), its '
+                       'host\'s clock offset to the database server\'s '
+                       'clock, and as last seen: the probe method, its '
+                       'heartbeat (up, age), its queue (ready/unacked '
+                       'messages/consumers) and flags (unreachable, '
+                       'no_consumers, slow).')
     report.add_argument('--since', type=common.positive(float), default=60,
                         metavar='MINUTES',
                         help='Only samples of the last MINUTES (default 60).')
@@ -55,8 +61,11 @@ def _flatten(row):
                   'up' if row['up'] else 'down')
     flat['heartbeat_age'] = ('-' if row['heartbeat_age'] is None else
                              '%.1fs' % row['heartbeat_age'])
-    flat['queue'] = ('-' if row['queue_messages'] is None else '%d/%d' % (
-        row['queue_messages'], row['queue_consumers']))
+    flat['queue'] = ('-' if row['queue_messages'] is None else
+                     '%d/%s/%d' % (row['queue_messages'],
+                                   '-' if row['queue_unacked'] is None
+                                   else row['queue_unacked'],
+                                   row['queue_consumers']))
     flat['flags'] = ','.join(row['flags']) or '-'
     return flat
 
@@ -79,7 +88,7 @@ def print_report(db, since_minutes):
           'daemons that took the samples, with how many; "-" is not '
           'measured (a ping measures the total only). As last seen: '
           'method, up and heartbeat_age by heartbeat, queue is the '
-          'topic.host queue\'s ready messages/consumers, flags' %
+          'topic.host queue\'s ready/unacked messages/consumers, flags' %
           since_minutes)
     output.print_table(_LEADING_COLUMNS + probe.PHASES +
                        ('clock_offset', 'probers') + _STATE_COLUMNS,
