@@ -221,6 +221,14 @@ def test_a_frozen_conductor_is_up_unreachable_with_messages_waiting(
         assert row['up'] is True, row
         assert row['heartbeat_age'] < NOVA_SERVICE_DOWN_TIME, row
         assert row['timeouts'] >= 1
+        text = _cli(conf_fixture, nova_cloud, 'nova_lite.cmd.manage',
+                    'inflight', 'report', '--since', '2')
+        print('\nThe report with nova-conductor frozen:\n' + text.stdout)
+        [line] = [l for l in text.stdout.splitlines()
+                  if l.startswith('conductor ')]
+        # method, up, heartbeat_age, queue, flags
+        assert line.split()[-5:-3] == ['ping', 'up'], line
+        assert line.split()[-1] == 'unreachable', line
         metrics = scrape.metrics(address)
         labels = dict(topic='conductor', host=nova_cloud.host)
         assert metrics.value('nova_lite_service_reachable', **labels) == 0
@@ -270,20 +278,22 @@ def test_a_killed_compute_times_out_while_its_heartbeat_says_up(
                         if n > killed_round and 'compute' in s and
                         s['compute']['timed_out']]
             row = _report(conf_fixture, nova_cloud)['compute']
-            if len(timeouts) >= 2 and 'unreachable' in row['flags']:
+            # Its queue lost its consumer with the process (the broker's
+            # statistics say so within 5 s).
+            if (len(timeouts) >= 2 and 'unreachable' in row['flags'] and
+                    row['queue_consumers'] == 0):
                 return timeouts, row
             return None
         timeouts, row = waiters.wait_for(
             flagged, timeout=45, interval=0.5,
-            what='compute\'s timeouts and the unreachable flag')
+            what='compute\'s timeouts, the unreachable flag and no '
+                 'consumer on its queue')
         # Within a few rounds, while its heartbeat still says up.
         for samples in timeouts:
             assert samples['compute']['up'] is True, samples['compute']
             assert 'unreachable' in samples['compute']['flags']
         assert row['up'] is True and row['timeouts'] >= 2, row
         assert row['heartbeat_age'] < NOVA_SERVICE_DOWN_TIME, row
-        # Its queue lost its consumer with the process.
-        assert row['queue_consumers'] == 0, row
         labels = dict(topic='compute', host=nova_cloud.host)
         metrics = scrape.metrics(address)
         assert metrics.value('nova_lite_service_reachable', **labels) == 0
