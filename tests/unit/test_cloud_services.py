@@ -71,6 +71,8 @@ def cloud_dbs(tmp_path):
                      age=3600, disabled=True)
     nova.add_service(cell1, 'gone', 'nova-compute', topic='compute',
                      deleted=7)
+    nova.add_service(cell1, 'ctl', 'nova-osapi_compute', topic=None,
+                     age=3600)
     nova.add_service(cell2, 'node3', 'nova-compute', topic='compute',
                      forced_down=True)
     nova.add_service(cell2, 'node4', 'nova-compute', topic='compute',
@@ -96,7 +98,8 @@ def test_nova_database_lists_every_cell_but_cell0(conf, cloud_dbs):
     source.close()
     assert all(tuple(svc) == base.SERVICE_KEYS for svc in services)
     found = _by_host_binary(services)
-    # By binary and host; 'gone' is deleted.
+    # By binary and host; 'gone' is deleted; nova-osapi_compute is no RPC
+    # service (os-services leaves it out too).
     assert list(found) == [
         ('node1', 'nova-compute'), ('node2', 'nova-compute'),
         ('node3', 'nova-compute'), ('node4', 'nova-compute'),
