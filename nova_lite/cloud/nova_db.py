@@ -5,7 +5,8 @@ os-services API): the API database's ``cell_mappings`` names every cell's
 database; each cell database's ``services`` table holds that cell's
 services (``deleted = 0``; the rows of nova-api's WSGI services,
 ``nova-osapi_compute`` and ``nova-metadata``, are left out as os-services
-leaves them out: they have no RPC server and no heartbeat).  cell0 (uuid 00000000-...) is skipped: it holds
+leaves them out: they have no RPC server and no heartbeat).  cell0
+(uuid 00000000-...) is skipped: it holds
 only instances that failed to build, never services.
 
 A cell's ``database_connection`` may be a template (``{scheme}://

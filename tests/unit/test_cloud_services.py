@@ -177,7 +177,8 @@ def test_missing_sqlite_file_is_an_error_not_a_new_database(conf, tmp_path):
 def test_unreachable_nova_database_is_one_line_password_masked(conf):
     conf.set_override('kind', 'nova', 'cloud')
     conf.set_override('api_database_connection',
-                      'postgresql+psycopg://nova:s3cr3t-pw@127.0.0.1:1/nova_api',
+                      'postgresql+psycopg://nova:s3cr3t-pw@127.0.0.1:1/'
+                      'nova_api',
                       'cloud')
     source = cloud.services_source(conf)
     with pytest.raises(exception.CloudUnavailable) as err:
@@ -218,7 +219,8 @@ def test_cell_without_services_table_is_named(conf, tmp_path):
      'mysql+pymysql://nova:pw@db.example:3306/nova_api?charset=utf8',
      'mysql+pymysql://nova:pw@db.example/nova_cell1?charset=utf8'),
     ('{scheme}://{username}:{password}@{hostname}:{port}/{path}_cell1',
-     'postgresql://nova:pw@db:5433/nova', 'postgresql://nova:pw@db:5433/nova_cell1'),
+     'postgresql://nova:pw@db:5433/nova',
+     'postgresql://nova:pw@db:5433/nova_cell1'),
     ('mysql://{username1}@{hostname2}/c', 'mysql://u1:p@h1,u2:p@h2/api',
      'mysql://u1@h2/c'),
     # What cannot be filled is left as it is, as Nova does.
