@@ -6,8 +6,8 @@ database; each cell database's ``services`` table holds that cell's
 services (``deleted = 0``; the rows of nova-api's WSGI services,
 ``nova-osapi_compute`` and ``nova-metadata``, are left out as os-services
 leaves them out: they have no RPC server and no heartbeat).  cell0
-(uuid 00000000-...) is skipped: it holds
-only instances that failed to build, never services.
+(uuid 00000000-...) is skipped: it holds only instances that failed to
+build, never services.
 
 A cell's ``database_connection`` may be a template (``{scheme}://
 {username}:{password}@{hostname}/nova_cell1``).  Nova fills it from its own
