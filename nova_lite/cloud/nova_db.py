@@ -3,8 +3,11 @@
 The way Nova finds them (``nova-manage cell_v2 list_cells``, the
 os-services API): the API database's ``cell_mappings`` names every cell's
 database; each cell database's ``services`` table holds that cell's
-services (``deleted = 0``).  cell0 (uuid 00000000-...) is skipped: it holds
-only instances that failed to build, never services.
+services (``deleted = 0``; the rows of nova-api's WSGI services,
+``nova-osapi_compute`` and ``nova-metadata``, are left out as os-services
+leaves them out: they have no RPC server and no heartbeat).  cell0
+(uuid 00000000-...) is skipped: it holds only instances that failed to
+build, never services.
 
 A cell's ``database_connection`` may be a template (``{scheme}://
 {username}:{password}@{hostname}/nova_cell1``).  Nova fills it from its own
@@ -41,6 +44,9 @@ from nova_lite import utils
 LOG = logging.getLogger(__name__)
 
 CELL0_UUID = '00000000-0000-0000-0000-000000000000'
+# Rows of the WSGI services (nova-api registers one for its version): no
+# RPC server, no heartbeat.  os-services leaves them out; so does this.
+API_SERVICES = ('nova-osapi_compute', 'nova-metadata')
 # Nova's defaults for [DEFAULT] default_availability_zone and
 # internal_service_availability_zone.
 DEFAULT_AVAILABILITY_ZONE = 'nova'
@@ -129,8 +135,10 @@ class NovaDatabaseServices(base.ServiceSource):
 
     @staticmethod
     def _service_rows(conn):
-        return conn.execute(sa.select(_services)
-                            .where(_services.c.deleted == 0)).all()
+        return conn.execute(
+            sa.select(_services)
+            .where(_services.c.deleted == 0,
+                   _services.c.binary.not_in(API_SERVICES))).all()
 
     def _service(self, row, zones, now):
         topic = row.topic or base.topic_from_binary(row.binary)

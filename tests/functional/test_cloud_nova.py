@@ -40,8 +40,11 @@ def _service_list(conf_fixture, nova_cloud, services_from):
 
 def _all_up(rows, host):
     found = {row['binary']: row for row in rows if row['host'] == host}
-    if set(found) >= set(NOVA_BINARIES) and all(
-            found[binary]['status'] == 'up' for binary in NOVA_BINARIES):
+    # updated_at stays None until a service's first heartbeat (Nova's
+    # report_interval, 10 s).
+    if set(found) == set(NOVA_BINARIES) and all(
+            found[binary]['status'] == 'up' and found[binary]['updated_at']
+            for binary in NOVA_BINARIES):
         return found
     return None
 
@@ -60,7 +63,7 @@ def test_both_sources_list_nova_services_up(nova_cloud, conf_fixture,
         assert tuple(row) == service_commands.NOVA_LIST_COLUMNS
         assert (row['topic'], row['zone'], row['disabled']) == (
             topic, zone, False), row
-        assert row['updated_at'] is not None and row['metrics'] is None
+        assert row['metrics'] is None
         assert len(row['id']) == 36, row     # Nova's service uuid
 
 

@@ -71,6 +71,8 @@ def cloud_dbs(tmp_path):
                      age=3600, disabled=True)
     nova.add_service(cell1, 'gone', 'nova-compute', topic='compute',
                      deleted=7)
+    nova.add_service(cell1, 'ctl', 'nova-osapi_compute', topic=None,
+                     age=3600)
     nova.add_service(cell2, 'node3', 'nova-compute', topic='compute',
                      forced_down=True)
     nova.add_service(cell2, 'node4', 'nova-compute', topic='compute',
@@ -96,7 +98,8 @@ def test_nova_database_lists_every_cell_but_cell0(conf, cloud_dbs):
     source.close()
     assert all(tuple(svc) == base.SERVICE_KEYS for svc in services)
     found = _by_host_binary(services)
-    # By binary and host; 'gone' is deleted.
+    # By binary and host; 'gone' is deleted; nova-osapi_compute is no RPC
+    # service (os-services leaves it out too).
     assert list(found) == [
         ('node1', 'nova-compute'), ('node2', 'nova-compute'),
         ('node3', 'nova-compute'), ('node4', 'nova-compute'),
@@ -174,7 +177,8 @@ def test_missing_sqlite_file_is_an_error_not_a_new_database(conf, tmp_path):
 def test_unreachable_nova_database_is_one_line_password_masked(conf):
     conf.set_override('kind', 'nova', 'cloud')
     conf.set_override('api_database_connection',
-                      'postgresql+psycopg://nova:s3cr3t-pw@127.0.0.1:1/nova_api',
+                      'postgresql+psycopg://nova:s3cr3t-pw@127.0.0.1:1/'
+                      'nova_api',
                       'cloud')
     source = cloud.services_source(conf)
     with pytest.raises(exception.CloudUnavailable) as err:
@@ -215,7 +219,8 @@ def test_cell_without_services_table_is_named(conf, tmp_path):
      'mysql+pymysql://nova:pw@db.example:3306/nova_api?charset=utf8',
      'mysql+pymysql://nova:pw@db.example/nova_cell1?charset=utf8'),
     ('{scheme}://{username}:{password}@{hostname}:{port}/{path}_cell1',
-     'postgresql://nova:pw@db:5433/nova', 'postgresql://nova:pw@db:5433/nova_cell1'),
+     'postgresql://nova:pw@db:5433/nova',
+     'postgresql://nova:pw@db:5433/nova_cell1'),
     ('mysql://{username1}@{hostname2}/c', 'mysql://u1:p@h1,u2:p@h2/api',
      'mysql://u1@h2/c'),
     # What cannot be filled is left as it is, as Nova does.
