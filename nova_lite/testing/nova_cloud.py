@@ -115,6 +115,20 @@ class NovaProcess:
             self.popen.poll()
             self._log.close()
 
+    def rss_bytes(self):
+        """Resident memory of this process and its workers, from /proc
+        (pages shared after a fork count once per process)."""
+        total = 0
+        for pid in [self.pid] + self.worker_pids():
+            try:
+                with open('/proc/%d/status' % pid) as handle:
+                    for line in handle:
+                        if line.startswith('VmRSS:'):
+                            total += int(line.split()[1]) * 1024
+            except OSError:
+                pass
+        return total
+
     def log_tail(self, lines=20):
         try:
             with open(self.log_path, 'rb') as handle:
@@ -432,6 +446,11 @@ class NovaCloud:
                 return int(parts[1])
         return None
 
+    def rss_bytes(self):
+        """Resident memory of the whole cloud, ``{name: bytes}``."""
+        return {name: process.rss_bytes()
+                for name, process in self.processes.items()}
+
     def describe(self):
         """The addresses, passwords masked, as a dict."""
         return {
@@ -445,6 +464,7 @@ class NovaCloud:
             'clouds_yaml': self.clouds_yaml, 'cloud_name': self.cloud_name,
             'nova_conf': self.nova_conf, 'pids': self.pids,
             'timings': {k: round(v, 1) for k, v in self.timings.items()},
+            'rss_mb': round(sum(self.rss_bytes().values()) / 2 ** 20),
         }
 
 
