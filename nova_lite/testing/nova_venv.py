@@ -4,12 +4,13 @@
     venv.bin('nova-manage')            # /var/cache/nova-lite/nova-34-venv/...
 
 The venv lives outside the clone, in /var/cache/nova-lite (or
-~/.cache/nova-lite for a user who cannot write there); ``NOVA_LITE_NOVA_VENV``
-overrides the path.  It is built under an exclusive ``flock`` so that two test processes
-never build it together, and a marker file naming the installed
-requirements is written only after pip succeeded: a half-built venv (pip
-killed or failed) has no marker and is rebuilt from scratch next time.
-Measured on this project's 2-core machine: about 90 s and 410 MB.
+~/.cache/nova-lite for a user who cannot write there);
+``NOVA_LITE_NOVA_VENV`` overrides the path.  It is built under an exclusive
+``flock`` so that two test processes never build it together, and a
+marker file naming the installed requirements is written only after pip
+succeeded: a half-built venv (pip killed or failed) has no marker and is
+rebuilt from scratch next time.  Measured on this project's 2-core
+machine: 60-90 s and 412 MB.
 """
 
 import contextlib
