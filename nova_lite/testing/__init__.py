@@ -16,4 +16,7 @@
 - ``nova_schema``: SQLite (or any SQL) databases shaped like a Nova
   cloud's (cell_mappings, aggregates, services), for the Nova service
   source without installing Nova.
+- ``nova_cloud.NovaCloud``: a real Nova 34 on loopback (conductor,
+  scheduler, compute on the fake driver, nova-api, placement) from a cached
+  venv (``nova_venv``), on SQLite and a vhost of its own.
 """

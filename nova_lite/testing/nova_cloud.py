@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from nova_lite import exception
 from nova_lite.testing import fixtures as nl_fixtures
 from nova_lite.testing import nova_files
+from nova_lite.testing import nova_process
 from nova_lite.testing import nova_venv
 from nova_lite import utils
 
@@ -43,85 +44,6 @@ CELL1 = 'cell1'
 
 class NovaCloudError(exception.NovaLiteException):
     msg_fmt = 'The test Nova cloud did not come up: %(reason)s'
-
-
-class NovaProcess:
-    """One process of the cloud (a Nova service or a WSGI server), in a
-    session of its own, its output in ``log_path``."""
-
-    def __init__(self, name, argv, log_path, env):
-        self.name = name
-        self.log_path = log_path
-        self._log = open(log_path, 'ab')
-        self.popen = subprocess.Popen(argv, stdout=self._log,
-                                      stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env,
-                                      start_new_session=True)
-
-    def __repr__(self):
-        return '<NovaProcess %s pid %s>' % (self.name, self.pid)
-
-    @property
-    def pid(self):
-        return self.popen.pid
-
-    def alive(self):
-        return self.popen.poll() is None
-
-    def signal(self, signum):
-        """Send ``signum`` (e.g. SIGKILL, SIGSTOP, SIGCONT) to every process
-        of this one's session: nova-conductor and nova-scheduler serve from
-        a worker that their master process forks, gunicorn from its
-        workers, so a signal to ``pid`` alone would miss the process that
-        consumes the queue."""
-        if self.alive():
-            os.killpg(self.pid, signum)
-
-    def worker_pids(self):
-        """The pids of the other processes of its session (the forked
-        workers), from /proc."""
-        pids = []
-        for entry in os.listdir('/proc'):
-            if entry.isdigit() and int(entry) != self.pid:
-                try:
-                    if os.getpgid(int(entry)) == self.pid:
-                        pids.append(int(entry))
-                except ProcessLookupError:
-                    pass
-        return sorted(pids)
-
-    def terminate(self):
-        """SIGCONT (it may be stopped) and SIGTERM to its session."""
-        try:
-            if self.alive():
-                os.killpg(self.pid, signal.SIGCONT)
-                os.killpg(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-
-    def stop(self, timeout=10):
-        """``terminate()``, then SIGKILL of its whole session (workers
-        too) after ``timeout``; returns the exit code (None if killed)."""
-        self.terminate()
-        try:
-            return self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        finally:
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self.popen.poll()
-            self._log.close()
-
-    def log_tail(self, lines=20):
-        try:
-            with open(self.log_path, 'rb') as handle:
-                text = handle.read().decode('utf-8', 'replace')
-        except OSError:
-            return ''
-        return '\n'.join(text.splitlines()[-lines:])
 
 
 class NovaCloud:
@@ -276,7 +198,8 @@ class NovaCloud:
 
     def _spawn(self, name, argv, extra_env=None):
         log = os.path.join(self.state_dir, name + '.log')
-        return NovaProcess(name, argv, log, self._env(extra_env))
+        return nova_process.NovaProcess(name, argv, log,
+                                        self._env(extra_env))
 
     def _finished(self, process):
         """Wait for a one-shot command; NovaCloudError if it failed."""
@@ -432,6 +355,11 @@ class NovaCloud:
                 return int(parts[1])
         return None
 
+    def rss_bytes(self):
+        """Resident memory of the whole cloud, ``{name: bytes}``."""
+        return {name: process.rss_bytes()
+                for name, process in self.processes.items()}
+
     def describe(self):
         """The addresses, passwords masked, as a dict."""
         return {
@@ -445,6 +373,7 @@ class NovaCloud:
             'clouds_yaml': self.clouds_yaml, 'cloud_name': self.cloud_name,
             'nova_conf': self.nova_conf, 'pids': self.pids,
             'timings': {k: round(v, 1) for k, v in self.timings.items()},
+            'rss_mb': round(sum(self.rss_bytes().values()) / 2 ** 20),
         }
 
 

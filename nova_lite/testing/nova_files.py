@@ -14,8 +14,8 @@ import yaml
 # PYTHONPATH.  It stands in for keystonemiddleware's authtoken: every request
 # is an admin of one project, as if Keystone had validated a token.
 AUTH_MODULE = 'nova_lite_test_identity'
-AUTH_FILTER = '''"""Test-only identity for nova-api (written by nova_lite's test
-fixture): every request is the admin of project %(project)r.  NEVER use
+AUTH_FILTER = '''"""Test-only identity for nova-api (written by nova_lite's
+test fixture): every request is the admin of project %(project)r.  NEVER use
 this outside a test: it lets anyone in."""
 
 
@@ -39,7 +39,7 @@ def filter_factory(global_conf, **local_conf):
 # nova-api's WSGI entry point for gunicorn: Nova parses sys.argv for its own
 # options, and gunicorn's would fail that parse.
 WSGI_MODULE = 'nova_lite_test_wsgi'
-WSGI_APP = '''# nova-api under a WSGI server (written by nova_lite's test fixture).
+WSGI_APP = '''# nova-api under a WSGI server (from nova_lite's test fixture).
 import sys
 
 sys.argv = sys.argv[:1]

@@ -143,3 +143,15 @@ def test_a_service_that_dies_names_itself(nova_cloud):
     finally:
         del nova_cloud.processes['doomed']
         process.stop()
+
+
+def test_describe_masks_the_broker_password(nova_cloud):
+    described = nova_cloud.describe()
+    password = nova_cloud.transport_url.split(':')[2].split('@')[0]
+    assert password and password not in json.dumps(described)
+    assert described['transport_url'].endswith('/' + nova_cloud.vhost)
+    assert ':***@' in described['transport_url']
+    # Every process of the cloud is alive and counted.
+    rss = nova_cloud.rss_bytes()
+    assert set(rss) == {'placement-api', 'nova-api'} | set(BINARIES)
+    assert all(value > 20 * 2 ** 20 for value in rss.values()), rss
