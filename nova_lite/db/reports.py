@@ -13,7 +13,8 @@ probers were recorded.
 Each service's latest sample (answered or not) gives what the sweep saw
 last: how it was probed (``method``), its heartbeat (``up``,
 ``heartbeat_age``), its ``topic.host`` queue (``queue_messages``,
-``queue_unacked``, ``queue_consumers``) and its ``flags``: the state now, not the window's.
+``queue_unacked``, ``queue_consumers``) and its ``flags``: the state
+now, not the window's.
 
 Each host's clock offset to the reference (the database server's clock)
 is NTP-style: the window's sample with the lowest bound (the lowest round

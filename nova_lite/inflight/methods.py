@@ -97,7 +97,8 @@ class MethodBook:
                                timeout=timeout)
         except Exception as exc:  # noqa: BLE001 - probe raises no other
             if not fallback:
-                return probe.Sample(topic=topic, host=host, sent_at=time.time(),
+                return probe.Sample(topic=topic, host=host,
+                                    sent_at=time.time(),
                                     error=probe.one_line(exc),
                                     method=probe.INFLIGHT)
         self.remember(topic, host, probe.PING)

@@ -23,8 +23,8 @@ def metric_host(host):
 
 
 def metric_queue(queue):
-    """``compute.a.example.org`` (a service's queue) -> ``compute.a_example_org``
-    (a topic has no dots)."""
+    """A service's queue ``compute.a.example.org`` ->
+    ``compute.a_example_org`` (a topic has no dots)."""
     topic, sep, host = queue.partition('.')
     return topic + sep + metric_host(host) if sep else topic
 
