@@ -22,15 +22,21 @@ class BaseAPI:
 
     target = messaging.Target(namespace=NAMESPACE, version='1.2')
 
-    def __init__(self, host, binary, version):
+    def __init__(self, host, binary, version, topic=None):
         self.host = host
         self.binary = binary
         self.version = version
+        self.topic = topic
 
     def ping(self, context, arg):
-        """Echo ``arg`` back with who answered."""
-        return {'host': self.host, 'binary': self.binary,
-                'version': self.version, 'arg': arg}
+        """Echo ``arg`` back with who answered.
+
+        Nova's ``baseapi.ping`` (1.0, in Nova's namespace 1.1) answers
+        ``{'service': topic, 'arg': arg}``; this reply has those keys too,
+        so a client of either reads the other's.
+        """
+        return {'service': self.topic, 'host': self.host,
+                'binary': self.binary, 'version': self.version, 'arg': arg}
 
     @messaging.expected_exceptions(exception.InvalidInput)
     def inflight(self, context, sent_at=None, sleep=None):
@@ -98,7 +104,9 @@ class BaseRPCAPI(rpc.RPCAPIBase):
     def ping(self, ctxt, arg, host=None, timeout=None, retry=None):
         """Call ``ping`` on ``host`` (or any service of the topic);
         ``retry`` bounds the reconnections while sending (None: for
-        ever, oslo.messaging's default)."""
+        ever, oslo.messaging's default).  Sent as 1.0, which a real
+        Nova's ``baseapi`` (1.1) serves too: ``{'service': topic,
+        'arg': arg}`` back."""
         cctxt = self.client.prepare(server=host, timeout=timeout,
                                     retry=retry)
         return cctxt.call(ctxt, 'ping', arg=arg)

@@ -16,6 +16,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from nova_lite import conf as nova_conf
+from nova_lite.conf import cloud as cloud_conf
 from nova_lite import exception
 from nova_lite import version
 
@@ -51,6 +52,7 @@ def parse_args(argv, conf=None, description=None, default_config_files=None):
              description=description,
              default_config_files=default_config_files)
         _validate(conf)
+        cloud_conf.apply(conf)
     except cfg.ConfigFilesNotFoundError as exc:
         raise exception.ConfigError(
             reason='config file not found: %s' % ', '.join(exc.config_files))

@@ -258,3 +258,12 @@ class TargetsWriteError(NovaLiteException):
 class NoMetricsEndpoints(NovaLiteException):
     msg_fmt = ('No registered service has a metrics endpoint (is [metrics] '
                'enabled on the daemons?)')
+
+
+class CloudConfigError(ConfigError):
+    msg_fmt = 'Invalid [cloud] configuration: %(reason)s'
+
+
+class CloudUnavailable(NovaLiteException):
+    msg_fmt = ('Cannot list the services of the Nova cloud from %(source)s: '
+               '%(reason)s')

@@ -115,7 +115,8 @@ class Service:
                  'until it answers', utils.mask_url(self.conf.transport_url))
         target = messaging.Target(topic=self.topic, server=self.host)
         endpoints = [self.manager,
-                     baserpc.BaseAPI(self.host, self.binary, self.version)]
+                     baserpc.BaseAPI(self.host, self.binary, self.version,
+                                     topic=self.topic)]
         server = rpc.get_server(target, endpoints)
         server.start()
         # Set only once started: stop() must not wait on a half-started one.

@@ -1,11 +1,18 @@
-"""nova-lite-ping: ping(8) for nova_lite services, phase by phase.
+"""nova-lite-ping: ping(8) for nova_lite services, phase by phase, and
+for a real Nova's, round trip only.
 
     nova-lite-ping compute@compute1 -c 3
     nova-lite-ping scheduler -c 1 -t 5 --sleep 0      # a liveness probe
+    nova-lite-ping conductor@ctl1 --method ping       # force the method
 
 Without ``@HOST`` a probe goes through the topic's shared queue and the
-reply says which host answered.  Exit status: 0 when every probe was
-answered, 1 when some were lost, 2 for bad usage.
+reply says which host answered.  A service is probed with
+``baseapi.inflight`` (the four-way split) unless it answers that it does
+not serve it (a Nova service): then with ``baseapi.ping``, whose reply
+is a round trip only; the phases it does not measure print as ``-``
+(``null`` in JSON).  ``--method`` forces one (no fallback).  Exit
+status: 0 when every probe was answered, 1 when some were lost, 2 for
+bad usage.
 """
 
 from nova_lite import monkey_patch  # noqa: F401  (must be first)
@@ -25,7 +32,9 @@ from nova_lite import context
 from nova_lite.db import api as db_api
 from nova_lite import exception
 from nova_lite.inflight import clocks
+from nova_lite.inflight import methods
 from nova_lite.inflight import probe
+from nova_lite.inflight import services
 from nova_lite.inflight import stats
 from nova_lite import rpc
 from nova_lite import service
@@ -90,9 +99,15 @@ def build_parser():
     parser.add_argument('--sleep', type=_sleep_seconds,
                         help='Seconds the service sleeps in a new thread '
                              '(default [inflight] sleep_seconds).')
+    parser.add_argument('--method', choices=methods.METHODS,
+                        help='Probe with this baseapi method only: '
+                             'inflight (the four-way split) or ping (a '
+                             'round trip only). Default: inflight, or ping '
+                             'for a service that does not serve inflight '
+                             '(a Nova service). For debugging.')
     parser.add_argument('--json', action='store_true',
                         help='One JSON object per reply, then a summary '
-                             'object.')
+                             'object; a phase not measured is null.')
     common.add_config_file_arg(parser)
     return parser
 
@@ -100,11 +115,15 @@ def build_parser():
 def _known_topics(conf):
     topics = set(service.SERVICE_MANAGERS)
     try:
-        topics.update(svc['topic'] for svc in db_api.API(conf)
-                      .service_get_all())
+        topics.update(svc['topic'] for svc in services.source(
+            conf, db_api.API(conf)).list_services())
     except Exception:  # noqa: BLE001 - no DB here: built-in topics only
         pass
     return topics
+
+
+def _ms(value):
+    return '-' if value is None else '%.2f ms' % value
 
 
 def format_reply(seq, sample):
@@ -114,6 +133,14 @@ def format_reply(seq, sample):
     if sample.error:
         return 'error: seq=%d %s@%s: %s' % (seq, sample.topic,
                                              sample.host or '*', sample.error)
+    if sample.method == probe.PING:
+        # A Nova service's reply does not say what it runs.
+        who = (' (%s %s)' % (sample.binary, sample.version or '-')
+               if sample.binary else '')
+        return ('reply from %s%s: seq=%d round trip only: '
+                'to_service=- in_service=- greenthread_overhead=- '
+                'from_service=- total=%s' % (
+                    sample.host or '*', who, seq, _ms(sample.total)))
     if sample.skew:
         # Two hosts' clocks disagree: the split is unknown, the sum is not.
         to_service = from_service = 'skewed'
@@ -140,7 +167,8 @@ def summarize(samples):
     result = {'type': 'summary', 'sent': len(samples),
               'answered': len(answered),
               'lost': len(samples) - len(answered),
-              'hosts': sorted({s.host for s in answered})}
+              'hosts': sorted({s.host for s in answered if s.host}),
+              'methods': sorted({s.method for s in answered if s.method})}
     for phase in probe.PHASES:
         result[phase] = stats.summarize([getattr(s, phase)
                                          for s in answered])
@@ -171,12 +199,17 @@ def format_summary(target, summary):
     lines = ['--- %s inflight statistics ---' % target,
              '%d probes sent, %d answered, %.0f%% lost' % (
                  summary['sent'], summary['answered'], lost_pct)]
+    if summary.get('methods') == [probe.PING]:
+        lines.append('round trip only (ping): the service does not serve '
+                     'inflight; the other phases are not measured')
     for phase in probe.PHASES:
         phase_stats = summary[phase]
         if phase_stats:
             lines.append('%-21s min/avg/max/p99 = %.2f/%.2f/%.2f/%.2f ms' % (
                 phase, phase_stats['min'], phase_stats['avg'],
                 phase_stats['max'], phase_stats['p99']))
+        elif summary['answered']:
+            lines.append('%-21s -' % phase)
     for host, clock in summary['clock_offsets'].items():
         lines.append('clock offset of %s: %+.2f ms ± %.2f ms (its clock '
                      'minus this host\'s, from the lowest round trip)' % (
@@ -188,6 +221,7 @@ def run(conf, args, topic, host):
     timeout = args.timeout or conf.inflight.ping_timeout
     sleep = conf.inflight.sleep_seconds if args.sleep is None else args.sleep
     client = baserpc.BaseRPCAPI(conf, topic)
+    book = methods.MethodBook()
     ctxt = context.get_admin_context()
     target = '%s@%s' % (topic, host) if host else topic
     samples = []
@@ -199,8 +233,9 @@ def run(conf, args, topic, host):
         while args.count is None or seq < args.count:
             seq += 1
             started = time.monotonic()
-            sample = probe.probe(client, ctxt, topic, host=host,
-                                 sleep=sleep, timeout=timeout)
+            sample = book.probe(client, ctxt, topic, host=host,
+                                sleep=sleep, timeout=timeout,
+                                method=args.method)
             samples.append(sample)
             if args.json:
                 output.print_json(dict(sample.as_dict(), type='reply',

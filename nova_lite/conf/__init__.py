@@ -6,6 +6,7 @@ given.  Nothing here registers on a global at import time.
 
 from nova_lite.conf import api
 from nova_lite.conf import base
+from nova_lite.conf import cloud
 from nova_lite.conf import compute
 from nova_lite.conf import conductor
 from nova_lite.conf import coordination
@@ -22,7 +23,7 @@ from nova_lite.conf import upgrade_levels
 # Every group module, in the order the sample config lists them.
 GROUP_MODULES = (base, messaging, database, upgrade_levels, inflight, statsd,
                  metrics, conductor, compute, fake_driver, qemu, api, scheduler,
-                 coordination)
+                 coordination, cloud)
 
 
 def register_opts(conf):

@@ -47,6 +47,26 @@ _opts = [
                  default=1.0, min=0.05,
                  help='Seconds between two reads of the group\'s membership '
                       '(tooz run_watchers), off the probe rounds.'),
+    cfg.FloatOpt('slow_factor',
+                 default=5.0, min=1.0,
+                 help='A service is flagged "slow" in a round when its '
+                      'round trip (less the sleep an inflight probe asks '
+                      'for) is above this many times the median of the '
+                      'round\'s, and above slow_floor_ms.'),
+    cfg.FloatOpt('slow_floor_ms',
+                 default=50.0, min=0.0,
+                 help='No round trip at or below this many ms is flagged '
+                      '"slow", however far above the round\'s median.'),
+    cfg.StrOpt('rabbit_management_url',
+               secret=True,
+               help='The RabbitMQ management API of the broker probed '
+                    '(e.g. http://monitor:PASSWORD@rabbit1:15672; a user '
+                    'with the monitoring tag). When set, queue depths come '
+                    'from it and include the unacknowledged messages: those '
+                    'a consumer took and never acknowledged, as a frozen '
+                    'or stuck service does with no prefetch limit (a '
+                    'passive declare, used otherwise, sees only the ready '
+                    'messages and the consumers).'),
     cfg.StrOpt('group',
                default='nova-lite-inflight',
                help='The tooz group the inflight daemons join to share the '

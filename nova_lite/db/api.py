@@ -44,7 +44,8 @@ SAMPLE_FIELDS = ('topic', 'host', 'binary', 'to_service', 'in_service',
                  'greenthread_overhead', 'from_service', 'total',
                  'clock_offset', 'clock_offset_bound', 'skew', 'greenthreads',
                  'workers', 'backend', 'timed_out', 'error', 'prober',
-                 'round_no')
+                 'round_no', 'method', 'up', 'heartbeat_age', 'queue_messages',
+                 'queue_unacked', 'queue_consumers', 'flags')
 INSTANCE_FIELDS = ('uuid', 'host', 'vm_state', 'task_state', 'power_state',
                    'fault', 'created_at', 'updated_at', 'display_name',
                    'project_id', 'user_id', 'image_ref', 'flavorid',

@@ -277,3 +277,14 @@ class InflightSample(Base):
     # group) and the wall-clock round k; None for probe_now's samples.
     prober: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
     round_no: orm.Mapped[int | None] = orm.mapped_column(sa.BigInteger)
+    # How it was probed (inflight or ping), what the service list said of
+    # the service (up by heartbeat, the heartbeat's age in s), its
+    # topic.host queue then (ready and unacknowledged messages, consumers),
+    # and the round's flags, comma-separated (nova_lite.inflight.verdicts).
+    method: orm.Mapped[str | None] = orm.mapped_column(sa.String(16))
+    up: orm.Mapped[bool | None] = orm.mapped_column()
+    heartbeat_age: orm.Mapped[float | None] = orm.mapped_column(Float)
+    queue_messages: orm.Mapped[int | None] = orm.mapped_column()
+    queue_unacked: orm.Mapped[int | None] = orm.mapped_column()
+    queue_consumers: orm.Mapped[int | None] = orm.mapped_column()
+    flags: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))

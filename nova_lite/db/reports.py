@@ -10,6 +10,12 @@ Each service's ``probers``: how many samples (answered or not) each
 inflight daemon took in the window; ``-`` for samples stored before
 probers were recorded.
 
+Each service's latest sample (answered or not) gives what the sweep saw
+last: how it was probed (``method``), its heartbeat (``up``,
+``heartbeat_age``), its ``topic.host`` queue (``queue_messages``,
+``queue_unacked``, ``queue_consumers``) and its ``flags``: the state
+now, not the window's.
+
 Each host's clock offset to the reference (the database server's clock)
 is NTP-style: the window's sample with the lowest bound (the lowest round
 trip, plus its prober's own bound), whichever prober took it; every
@@ -100,6 +106,35 @@ def _latest_backends(cutoff):
     return sa.select(latest).where(latest.c.age == 1)
 
 
+_LATEST = ('method', 'up', 'heartbeat_age', 'queue_messages',
+           'queue_unacked', 'queue_consumers', 'flags')
+
+
+def _latest_states(cutoff):
+    """Each service's latest sample's sweep columns."""
+    keys = [key.element for key in _KEYS]
+    latest = (sa.select(*_KEYS, *[getattr(_S, name) for name in _LATEST],
+                        sa.func.row_number().over(
+                            partition_by=keys, order_by=_S.id.desc())
+                        .label('age'))
+              .where(_S.created_at >= cutoff)
+              .subquery('latest_states'))
+    return sa.select(latest).where(latest.c.age == 1)
+
+
+def _state(row):
+    return {
+        'method': row.method,
+        'up': None if row.up is None else bool(row.up),
+        'heartbeat_age': (None if row.heartbeat_age is None
+                          else float(row.heartbeat_age)),
+        'queue_messages': row.queue_messages,
+        'queue_unacked': row.queue_unacked,
+        'queue_consumers': row.queue_consumers,
+        'flags': row.flags.split(',') if row.flags else [],
+    }
+
+
 def _clock_offsets(cutoff):
     """Each host's answered sample with the lowest clock offset bound."""
     host = _KEYS[1]
@@ -133,8 +168,10 @@ def inflight_report(session, cutoff, phases, percentiles):
     ``workers_max``, the latest ``backend``, for each phase ``{'pNN':
     ..., 'max': ...}`` over the answered samples (None without any), and
     the host's ``clock_offset_ms`` and ``clock_offset_bound_ms`` (see
-    above; None without any), and ``probers`` ({prober: samples taken},
-    timeouts and errors included)."""
+    above; None without any), ``probers`` ({prober: samples taken},
+    timeouts and errors included), and the latest sample's ``method``,
+    ``up``, ``heartbeat_age``, ``queue_messages``, ``queue_unacked``,
+    ``queue_consumers`` (None where not known) and ``flags`` (a list)."""
     rows = {}
     for row in session.execute(_counts(cutoff)):
         rows[_key(row)] = dict(
@@ -145,13 +182,16 @@ def inflight_report(session, cutoff, phases, percentiles):
             workers_max=(None if row.workers_max is None
                          else int(row.workers_max)),
             backend=None, **{phase: None for phase in phases},
-            clock_offset_ms=None, clock_offset_bound_ms=None, probers={})
+            clock_offset_ms=None, clock_offset_bound_ms=None, probers={},
+            **dict(dict.fromkeys(_LATEST), flags=[]))
     # Sorted by name here: a collation may order '-' anywhere.
     for row in sorted(session.execute(_probers(cutoff)),
                       key=lambda r: r.prober):
         rows[_key(row)]['probers'][row.prober] = int(row.taken)
     for row in session.execute(_latest_backends(cutoff)):
         rows[_key(row)]['backend'] = row.backend
+    for row in session.execute(_latest_states(cutoff)):
+        rows[_key(row)].update(_state(row))
     clocks = {row.host: row
               for row in session.execute(_clock_offsets(cutoff))}
     for row in rows.values():

@@ -1,18 +1,28 @@
-"""Inflight manager: probes its share of the registered services, every
+"""Inflight manager: probes its share of the cloud's services, every
 round.
 
 Rounds are aligned to the wall clock: round k covers [k * probe_interval,
 (k + 1) * probe_interval), and a loop of its own (a green or native
 thread, started once the service consumes) runs round k at its start.
-Each round reads the services table and probes, through the
-``baseapi.inflight`` call, the services the probing group's ring gives
-this daemon in round k (``nova_lite.inflight.ring``: several inflight
-daemons share the work; alone, one probes everything), down and disabled
-ones included, at most ``[inflight] max_concurrent_pings`` at a time and
-each bounded by ``ping_timeout``.  The start of the list rotates by one
-every round, so a slow service is not always probed last.  A timeout is
-counted, never fatal; a stuck service holds one pool slot for
-``ping_timeout`` and no more.
+Each round reads the cloud's service list (``nova_lite.inflight.services``:
+nova_lite's own services table, or a real Nova's) and probes the enabled
+RPC services (not Nova's API services) the probing group's ring gives this
+daemon in round k
+(``nova_lite.inflight.ring``: several inflight daemons share the work;
+alone, one probes everything), down ones included, at most
+``[inflight] max_concurrent_pings`` at a time and each bounded by
+``ping_timeout``.  A service is probed with ``baseapi.inflight`` where it
+answers that (the four-way split), else with ``baseapi.ping`` (a round
+trip only; every Nova service): ``nova_lite.inflight.methods``.  The
+start of the list rotates by one every round, so a slow service is not
+always probed last.  A timeout is counted, never fatal; a stuck service
+holds one pool slot for ``ping_timeout`` and no more.
+
+Each sample also gets what the round saw of its service: the heartbeat's
+verdict and age (from the list), the ready and unacknowledged messages
+and the consumers of its ``topic.host`` queue (``nova_lite.inflight.
+queues``), and the flags (``nova_lite.inflight.verdicts``:
+unreachable, no_consumers, slow).
 
 A round that ends after its interval is an overrun: counted
 (``nova_lite_inflight_round_overruns_total``), logged, and the next round
@@ -31,16 +41,23 @@ from oslo_log import log as logging
 from nova_lite import baserpc
 from nova_lite import exception
 from nova_lite.inflight import clocks
-from nova_lite.inflight import probe
+from nova_lite.inflight import methods
 from nova_lite.inflight import queues
 from nova_lite.inflight import ring
+from nova_lite.inflight import services as services_source
 from nova_lite.inflight import sinks
+from nova_lite.inflight import verdicts
 from nova_lite import context as nova_context
 from nova_lite import manager
 from nova_lite.metrics import registry
 from nova_lite import concurrency
 
 LOG = logging.getLogger(__name__)
+
+
+def server_queue(service):
+    """The queue of one service: ``topic.host`` (oslo.messaging's)."""
+    return '%s.%s' % (service['topic'], service['host'])
 
 
 def round_robin(items, round_no):
@@ -75,6 +92,18 @@ class InflightManager(manager.Manager):
         self._rounds = None
         self._stop_rounds = concurrency.Event()
         self._rebalances_sent = 0
+        # How each (topic, host) is probed: inflight, or ping.
+        self._methods = methods.MethodBook()
+        # () -> the cloud's services (see use_services), and the source
+        # it is from when this manager made it (closed at the end).
+        self._list_services = None
+        self._source = None
+
+    def use_services(self, list_services):
+        """Take the service list from ``list_services()`` (dicts with the
+        keys of ``nova_lite.inflight.services.KEYS``) instead of
+        ``services.source(conf, db)``; before ``init_host``."""
+        self._list_services = list_services
 
     def init_host(self):
         opts = self.conf.inflight
@@ -95,7 +124,10 @@ class InflightManager(manager.Manager):
         if self.conf.statsd.enabled:
             self._statsd = sinks.StatsdSink(self.conf)
             self._sinks.append(self._statsd)
-        self._queues = queues.QueueInspector(self.conf)
+        self._queues = queues.inspector(self.conf)
+        if self._list_services is None:
+            self._source = services_source.source(self.conf, self.db)
+            self._list_services = self._source.list_services
 
     def post_start_hook(self):
         self.start_probing()
@@ -104,6 +136,8 @@ class InflightManager(manager.Manager):
         self.stop_probing()
         if self._queues is not None:
             self._queues.close()
+        if self._source is not None:
+            self._source.close()
 
     def start_probing(self, probe_ring=None):
         """Join the probing group (``probe_ring``: a ``ProbeRing``, made
@@ -191,10 +225,17 @@ class InflightManager(manager.Manager):
         return summary
 
     def _probe_service(self, context, service):
-        return probe.probe(self._client(service['topic']), context,
-                           service['topic'], host=service['host'],
-                           sleep=self.conf.inflight.sleep_seconds,
-                           timeout=self.conf.inflight.ping_timeout)
+        return self._methods.probe(self._client(service['topic']), context,
+                                   service['topic'], host=service['host'],
+                                   sleep=self.conf.inflight.sleep_seconds,
+                                   timeout=self.conf.inflight.ping_timeout)
+
+    def _services(self):
+        """The services of the cloud to probe (``services.to_probe``);
+        the method book forgets the others."""
+        listed = self._list_services()
+        self._methods.forget_others((s['topic'], s['host']) for s in listed)
+        return services_source.to_probe(listed)
 
     def _run_round(self, context, round_no=None):
         """Probe this daemon's share of wall-clock round ``round_no``, or
@@ -206,17 +247,23 @@ class InflightManager(manager.Manager):
         self._round_no += 1
         started = time.monotonic()
         self._measure_reference()
-        services = self.db.service_get_all()
+        services = self._services()
         if round_no is not None:
             services = self._ring.share(services, round_no)
         services = round_robin(services, self._round_no)
         samples = concurrency.map_concurrently(
             lambda svc: self._probe_service(context, svc), services,
             self.conf.inflight.max_concurrent_pings)
-        for sample in samples:
+        # After the probes: a frozen service's probe is then in its queue.
+        depths = self._queues.depths(
+            sorted({s['topic'] for s in services}) +
+            sorted({server_queue(s) for s in services}))
+        for sample, service in zip(samples, services):
             sample.prober = self.prober
             sample.round_no = round_no
-        depths = self._queues.depths(sorted({s['topic'] for s in services}))
+            _annotate(sample, service, depths)
+        verdicts.flag_round(samples, self.conf.inflight.slow_factor,
+                            self.conf.inflight.slow_floor_ms)
         for sink in self._sinks:
             try:
                 sink.emit(samples, depths, services)
@@ -245,6 +292,8 @@ class InflightManager(manager.Manager):
             'prober': self.prober, 'services': len(samples),
             'answered': len(answered),
             'timeouts': sum(1 for s in samples if s.timed_out),
+            'flagged': {'%s@%s' % (s.topic, s.host): s.flags
+                        for s in samples if s.flags},
             'errors': sum(1 for s in samples if s.error),
             'skewed': sum(1 for s in answered if s.skew),
             'duration': duration, 'queues': depths,
@@ -253,6 +302,11 @@ class InflightManager(manager.Manager):
         }
 
     def _log_round(self, summary, samples):
+        if summary['flagged']:
+            LOG.warning('Inflight round %s flagged %s', summary['round_no'],
+                        ', '.join('%s (%s)' % (name, ','.join(flags))
+                                  for name, flags in
+                                  sorted(summary['flagged'].items())))
         for sample in samples:
             LOG.debug('inflight %s@%s: %s', sample.topic, sample.host,
                       sample.as_dict())
@@ -269,3 +323,18 @@ class InflightManager(manager.Manager):
                  '%s@%s %.1f ms' % (slowest.topic, slowest.host,
                                     slowest.total or 0.0) if slowest else '-',
                  depth or '-')
+
+
+def _annotate(sample, service, depths):
+    """What the round knows of ``service`` besides its probe, onto its
+    ``sample``: who it is, its heartbeat, its queue."""
+    # A ping's or a timeout's reply does not say.
+    sample.host = sample.host or service['host']
+    sample.binary = sample.binary or service['binary']
+    sample.up = service['status'] == 'up'
+    sample.heartbeat_age = service.get('heartbeat_age')
+    depth = depths.get(server_queue(service))
+    if depth is not None:
+        sample.queue_messages = depth['messages']
+        sample.queue_unacked = depth.get('unacked')
+        sample.queue_consumers = depth['consumers']

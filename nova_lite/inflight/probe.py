@@ -1,5 +1,8 @@
 """One inflight probe: the four phases of a round trip, from four stamps.
 
+(A service without ``inflight``, such as a real Nova's, is pinged instead:
+``nova_lite.inflight.methods``; its Sample has ``total`` only.)
+
     caller                       service
     sent_at (wall) ──to_service──▶ received_at (wall)
                                    │ in_service (includes the sleep)
@@ -16,13 +19,24 @@ offset is estimated the NTP way: ((t1 - t0) + (t2 - t3)) / 2.
 import dataclasses
 import time
 
+INFLIGHT = 'inflight'
+PING = 'ping'
+
 PHASES = ('to_service', 'in_service', 'greenthread_overhead', 'from_service',
           'total')
 
 
 @dataclasses.dataclass
 class Sample:
-    """One probe's outcome; phases are in ms, None when not measured."""
+    """One probe's outcome; phases are in ms, None when not measured.
+
+    ``method`` is how it was probed: ``inflight`` (the four-way split) or
+    ``ping`` (a round trip, ``total``, only).  The inflight daemon adds
+    what it knows of the service besides: its heartbeat's verdict (``up``)
+    and age in s, the ready and unacknowledged (None: not known) messages
+    and the consumers of its ``topic.host`` queue, and the round's
+    ``flags`` (``nova_lite.inflight.verdicts``).
+    """
 
     topic: str
     host: str
@@ -46,6 +60,13 @@ class Sample:
     # (``host-pid``) and the wall-clock round (None outside the ring).
     prober: str | None = None
     round_no: int | None = None
+    method: str | None = None
+    up: bool | None = None
+    heartbeat_age: float | None = None
+    queue_messages: int | None = None
+    queue_unacked: int | None = None
+    queue_consumers: int | None = None
+    flags: list = dataclasses.field(default_factory=list)
 
     @property
     def answered(self):
@@ -82,7 +103,8 @@ def phases(sent_at, sent_mono, returned_at, returned_mono, reply):
 def sample_from_reply(topic, sent_at, sent_mono, returned_at, returned_mono,
                       reply):
     """A Sample for an answered probe."""
-    return Sample(topic=topic, host=reply['host'], binary=reply['binary'],
+    return Sample(topic=topic, method=INFLIGHT, host=reply['host'],
+                  binary=reply['binary'],
                   version=reply['version'],
                   greenthreads=reply['greenthreads'],
                   # Not in a baseapi 1.1 service's reply.
@@ -92,7 +114,24 @@ def sample_from_reply(topic, sent_at, sent_mono, returned_at, returned_mono,
                            reply))
 
 
-def _one_line(exc):
+# What oslo.messaging's dispatcher raises for a method, or a namespace
+# version, that the service does not serve.  Over a real broker it comes
+# back as a RemoteError naming it (oslo_messaging is not among the
+# allowed exception modules); the fake driver re-raises it as itself.
+_UNSUPPORTED = ('NoSuchMethod', 'UnsupportedVersion')
+
+
+def unsupported(exc):
+    """True when ``exc`` says the service does not serve the method."""
+    import oslo_messaging as messaging
+
+    if isinstance(exc, (messaging.NoSuchMethod, messaging.UnsupportedVersion)):
+        return True
+    return (isinstance(exc, messaging.RemoteError) and
+            exc.exc_type in _UNSUPPORTED)
+
+
+def one_line(exc):
     text = str(exc).strip().splitlines()
     return '%s: %s' % (type(exc).__name__, text[0] if text else '')
 
@@ -101,7 +140,9 @@ def probe(client, ctxt, topic, host=None, sleep=1.0, timeout=None):
     """Send one inflight probe with ``client`` (a BaseRPCAPI); a Sample.
 
     Never raises for what the target does: a timeout or an error becomes
-    part of the Sample.
+    part of the Sample, except that the service does not serve
+    ``inflight`` (``unsupported(exc)``): that is raised, for the caller to
+    ping it instead (``nova_lite.inflight.methods``).
     """
     # Imported here: oslo.messaging is not needed for the arithmetic above.
     import oslo_messaging as messaging
@@ -112,10 +153,13 @@ def probe(client, ctxt, topic, host=None, sleep=1.0, timeout=None):
         reply = client.inflight(ctxt, sent_at, sleep, host=host,
                                 timeout=timeout)
     except messaging.MessagingTimeout:
-        return Sample(topic=topic, host=host, timed_out=True, sent_at=sent_at)
+        return Sample(topic=topic, host=host, timed_out=True, sent_at=sent_at,
+                      method=INFLIGHT)
     except Exception as exc:  # noqa: BLE001 - reported, never fatal
-        return Sample(topic=topic, host=host, error=_one_line(exc),
-                      sent_at=sent_at)
+        if unsupported(exc):
+            raise
+        return Sample(topic=topic, host=host, error=one_line(exc),
+                      sent_at=sent_at, method=INFLIGHT)
     returned_mono = time.monotonic()
     returned_at = time.time()
     return sample_from_reply(topic, sent_at, sent_mono, returned_at,

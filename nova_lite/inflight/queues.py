@@ -1,4 +1,12 @@
-"""Broker queue depth per topic, by a passive queue declare over kombu.
+"""Broker queue depth per queue (a topic's, or a service's topic.host),
+by a passive queue declare over kombu, or from RabbitMQ's management API.
+
+``inspector(conf)`` picks one: ``ManagementInspector`` when ``[inflight]
+rabbit_management_url`` is set, else ``QueueInspector``.  Both read
+``{'messages': ready, 'unacked': n or None, 'consumers': n}`` per queue.
+A consumer with no prefetch limit (oslo.messaging's default) takes every
+message it is sent: when it freezes (SIGSTOP, a stuck thread) they stay
+unacknowledged, not ready, and only the management API counts them.
 
 A passive declare reads a queue's message and consumer counts without
 creating it (and without its arguments, so a quorum queue reads as a
@@ -14,8 +22,12 @@ not), so it may read high until then.  Their services have reconnected
 through another node and are counted again there.
 """
 
+import base64
+import json
 import threading
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import kombu
 from amqp import exceptions as amqp_exc
@@ -46,8 +58,17 @@ def kombu_connection(conf, url=None):
                             failover_strategy='round-robin')
 
 
+def inspector(conf):
+    """The queue inspector ``conf`` asks for (see the module's doc)."""
+    if conf.inflight.rabbit_management_url:
+        return ManagementInspector(conf)
+    return QueueInspector(conf)
+
+
 class QueueInspector:
-    """Reads queue depths; a broker error is logged and reads as None."""
+    """Reads queue depths by passive declares (ready messages and
+    consumers; ``unacked`` is None); a broker error is logged and reads as
+    None."""
 
     def __init__(self, conf):
         self.conf = conf
@@ -83,7 +104,7 @@ class QueueInspector:
                     channel = channel or self._channel()
                     _, messages, consumers = channel.queue_declare(
                         queue=queue, passive=True)
-                    result[queue] = {'messages': messages,
+                    result[queue] = {'messages': messages, 'unacked': None,
                                      'consumers': consumers}
                 except amqp_exc.NotFound:
                     result[queue] = None
@@ -110,3 +131,67 @@ class QueueInspector:
             except Exception:  # noqa: BLE001 - already broken
                 pass
             self._connection = None
+
+
+class ManagementInspector:
+    """Reads queue depths from RabbitMQ's management API
+    (``GET /api/queues/VHOST/NAME``), in the vhost of ``transport_url``:
+    ready and unacknowledged messages, and consumers.  A queue that does
+    not exist, or whose counts the broker has not collected yet, reads as
+    None; so does any error (logged, password masked).  The counts are
+    the broker's statistics: up to its collect_statistics_interval (5 s by
+    default) old."""
+
+    def __init__(self, conf, timeout=5.0):
+        self.conf = conf
+        self.timeout = timeout
+        url = urllib.parse.urlsplit(conf.inflight.rabbit_management_url)
+        self._base = urllib.parse.urlunsplit(
+            (url.scheme, url.hostname + (':%d' % url.port if url.port
+                                         else ''), url.path.rstrip('/'),
+             '', ''))
+        self._auth = None
+        if url.username is not None:
+            credentials = '%s:%s' % (urllib.parse.unquote(url.username),
+                                     urllib.parse.unquote(url.password or ''))
+            self._auth = 'Basic ' + base64.b64encode(
+                credentials.encode()).decode()
+        parsed = messaging.TransportURL.parse(conf, conf.transport_url)
+        self._vhost = parsed.virtual_host or '/'
+
+    def depths(self, queues):
+        """``{queue: {'messages', 'unacked', 'consumers'} or None}``."""
+        return {queue: self._depth(queue) for queue in queues}
+
+    def _depth(self, queue):
+        path = '%s/api/queues/%s/%s' % (
+            self._base, urllib.parse.quote(self._vhost, safe=''),
+            urllib.parse.quote(queue, safe=''))
+        request = urllib.request.Request(path)
+        if self._auth:
+            request.add_header('Authorization', self._auth)
+        try:
+            with urllib.request.urlopen(request,
+                                        timeout=self.timeout) as response:
+                body = json.load(response)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                self._warn(queue, 'HTTP %s %s' % (exc.code, exc.reason))
+            return None
+        except Exception as exc:  # noqa: BLE001 - never fatal
+            self._warn(queue, str(exc))
+            return None
+        if 'messages_ready' not in body:
+            # The broker has not sent this queue's statistics (yet).
+            return None
+        return {'messages': body['messages_ready'],
+                'unacked': body.get('messages_unacknowledged'),
+                'consumers': body.get('consumers', 0)}
+
+    def _warn(self, queue, reason):
+        LOG.warning('Cannot read depth of queue %s from %s: %s', queue,
+                    utils.mask_url(self.conf.inflight.rabbit_management_url),
+                    utils.mask_url(reason))
+
+    def close(self):
+        pass

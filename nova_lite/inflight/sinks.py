@@ -2,15 +2,17 @@
 each host's clock offset), the log.
 
 Every sink has ``emit(samples, queues, services)``: the round's samples,
-each topic's queue depth (or None) and the service rows probed.
+each queue's depth (or None: a topic's shared queue and each service's
+``topic.host``) and the services probed (``nova_lite.inflight.services``
+rows).
 """
 
 import statsd
 from oslo_log import log as logging
 
 from nova_lite.inflight import probe
+from nova_lite.inflight import verdicts
 from nova_lite.metrics import registry
-from nova_lite import servicegroup
 
 LOG = logging.getLogger(__name__)
 
@@ -18,6 +20,13 @@ LOG = logging.getLogger(__name__)
 def metric_host(host):
     """statsd separates names with dots: ``a.example.org`` -> ``a_example_org``."""
     return (host or 'unknown').replace('.', '_')
+
+
+def metric_queue(queue):
+    """A service's queue ``compute.a.example.org`` ->
+    ``compute.a_example_org`` (a topic has no dots)."""
+    topic, sep, host = queue.partition('.')
+    return topic + sep + metric_host(host) if sep else topic
 
 
 class StatsdSink:
@@ -28,7 +37,13 @@ class StatsdSink:
     PREFIX.inflight.TOPIC.HOST.clock_skew               counter
     PREFIX.inflight.TOPIC.HOST.greenthreads             gauge
     PREFIX.inflight.TOPIC.HOST.workers                  gauge
+    PREFIX.inflight.TOPIC.HOST.up                       gauge (heartbeat)
+    PREFIX.inflight.TOPIC.HOST.heartbeat_age            gauge (s)
+    PREFIX.inflight.TOPIC.HOST.{unreachable,no_consumers,slow}  counters
+                                  (one per round flagged so)
     PREFIX.queue.TOPIC.depth / .consumers               gauges
+    PREFIX.queue.TOPIC.HOST.depth / .consumers          gauges (a service's)
+    PREFIX.queue.QUEUE.unacked                          gauge, when known
 
     and, from ``emit_ring``, each inflight daemon's own (by its host):
 
@@ -48,6 +63,7 @@ class StatsdSink:
             for sample in samples:
                 base = 'inflight.%s.%s' % (sample.topic,
                                            metric_host(sample.host))
+                self._emit_service(pipe, base, sample)
                 if sample.timed_out:
                     pipe.incr(base + '.timeout')
                     continue
@@ -61,11 +77,24 @@ class StatsdSink:
                     value = getattr(sample, gauge)
                     if value is not None:
                         pipe.gauge('%s.%s' % (base, gauge), value)
-            for topic, depth in queues.items():
+            for queue, depth in queues.items():
                 if depth is not None:
-                    pipe.gauge('queue.%s.depth' % topic, depth['messages'])
-                    pipe.gauge('queue.%s.consumers' % topic,
+                    name = metric_queue(queue)
+                    pipe.gauge('queue.%s.depth' % name, depth['messages'])
+                    pipe.gauge('queue.%s.consumers' % name,
                                depth['consumers'])
+                    if depth.get('unacked') is not None:
+                        pipe.gauge('queue.%s.unacked' % name,
+                                   depth['unacked'])
+
+    @staticmethod
+    def _emit_service(pipe, base, sample):
+        if sample.up is not None:
+            pipe.gauge(base + '.up', 1 if sample.up else 0)
+        if sample.heartbeat_age is not None:
+            pipe.gauge(base + '.heartbeat_age', sample.heartbeat_age)
+        for flag in sample.flags:
+            pipe.incr('%s.%s' % (base, flag))
 
     def emit_ring(self, host, members, owned, fallback, rebalances, overrun,
                   seconds):
@@ -104,6 +133,7 @@ class DatabaseSink:
 
     def _row(self, sample):
         row = sample.as_dict()
+        row['flags'] = ','.join(sample.flags) or None
         offset = self.clocks.against_reference(sample)
         row['clock_offset'] = None if offset is None else offset.offset_ms
         row['clock_offset_bound'] = (None if offset is None
@@ -141,15 +171,19 @@ class PrometheusSink:
     nova_lite_inflight_timeouts_total{topic,host}
     nova_lite_service_reachable{topic,host}          1: last probe answered
     nova_lite_service_up{topic,host}                 1: heartbeat recent
+    nova_lite_service_heartbeat_age_seconds{topic,host}
+    nova_lite_service_flag{topic,host,flag}          1: flagged last round
     nova_lite_queue_messages{queue}, nova_lite_queue_consumers{queue}
+    nova_lite_queue_unacked{queue}       when known (management API)
 
-    A service that leaves the services table leaves these series too.
+    A service that leaves the list leaves these series too, and so does
+    its queue.
     """
 
     def __init__(self, conf):
         self.per_service = conf.metrics.per_service_series
-        self.service_down_time = conf.service_down_time
         self._known = set()
+        self._queues = set()
 
     def emit(self, samples, queues, services=()):
         seen = set()
@@ -158,6 +192,9 @@ class PrometheusSink:
             seen.add(key)
             registry.SERVICE_REACHABLE.labels(*key).set(
                 1 if sample.answered else 0)
+            for flag in verdicts.FLAGS:
+                registry.SERVICE_FLAG.labels(*key, flag).set(
+                    1 if flag in sample.flags else 0)
             if sample.timed_out:
                 registry.INFLIGHT_TIMEOUTS.labels(*key).inc()
             if not sample.answered:
@@ -175,23 +212,42 @@ class PrometheusSink:
             key = (service['topic'], service['host'])
             seen.add(key)
             registry.SERVICE_UP.labels(*key).set(
-                1 if servicegroup.is_up(service, self.service_down_time)
-                else 0)
-        for topic, depth in queues.items():
+                1 if service['status'] == 'up' else 0)
+            age = service.get('heartbeat_age')
+            if age is None:
+                _remove(registry.SERVICE_HEARTBEAT_AGE, *key)
+            else:
+                registry.SERVICE_HEARTBEAT_AGE.labels(*key).set(age)
+        queues_seen = set()
+        for queue, depth in queues.items():
             if depth is not None:
-                registry.QUEUE_MESSAGES.labels(topic).set(depth['messages'])
-                registry.QUEUE_CONSUMERS.labels(topic).set(
+                queues_seen.add(queue)
+                registry.QUEUE_MESSAGES.labels(queue).set(depth['messages'])
+                registry.QUEUE_CONSUMERS.labels(queue).set(
                     depth['consumers'])
+                if depth.get('unacked') is None:
+                    _remove(registry.QUEUE_UNACKED, queue)
+                else:
+                    registry.QUEUE_UNACKED.labels(queue).set(
+                        depth['unacked'])
         self._forget(self._known - seen)
         self._known = seen
+        for queue in self._queues - queues_seen:
+            _remove(registry.QUEUE_MESSAGES, queue)
+            _remove(registry.QUEUE_CONSUMERS, queue)
+            _remove(registry.QUEUE_UNACKED, queue)
+        self._queues = queues_seen
 
     def _forget(self, gone):
         for key in gone:
             for metric in (registry.SERVICE_REACHABLE, registry.SERVICE_UP,
+                           registry.SERVICE_HEARTBEAT_AGE,
                            registry.INFLIGHT_TIMEOUTS):
                 _remove(metric, *key)
             for phase in probe.PHASES:
                 _remove(registry.INFLIGHT_LAST, *key, phase)
+            for flag in verdicts.FLAGS:
+                _remove(registry.SERVICE_FLAG, *key, flag)
 
 
 def _remove(metric, *labels):

@@ -80,11 +80,28 @@ SERVICE_UP = prom.Gauge(
     'nova_lite_service_up',
     '1 when the service\'s heartbeat is recent (service_down_time).',
     ['topic', 'host'])
+SERVICE_HEARTBEAT_AGE = prom.Gauge(
+    'nova_lite_service_heartbeat_age_seconds',
+    'Seconds since the service\'s last heartbeat, as its service list says.',
+    ['topic', 'host'])
+SERVICE_FLAG = prom.Gauge(
+    'nova_lite_service_flag',
+    '1 when the service\'s last probe round flagged it: unreachable (up by '
+    'heartbeat, timed out by RPC), no_consumers (its queue has messages '
+    'and no consumer), slow (round trip far above the round\'s median).',
+    ['topic', 'host', 'flag'])
 QUEUE_MESSAGES = prom.Gauge(
-    'nova_lite_queue_messages', 'Messages ready in a topic\'s queue.',
+    'nova_lite_queue_messages',
+    'Messages ready in a queue: a topic\'s, or a service\'s topic.host.',
     ['queue'])
+QUEUE_UNACKED = prom.Gauge(
+    'nova_lite_queue_unacked',
+    'Messages a consumer of a queue took and has not acknowledged (a '
+    'frozen consumer holds them); only with [inflight] '
+    'rabbit_management_url.', ['queue'])
 QUEUE_CONSUMERS = prom.Gauge(
-    'nova_lite_queue_consumers', 'Consumers of a topic\'s queue.',
+    'nova_lite_queue_consumers',
+    'Consumers of a queue: a topic\'s, or a service\'s topic.host.',
     ['queue'])
 
 # The inflight daemons' shared probing (nova_lite.inflight.ring).

@@ -13,4 +13,10 @@
 - ``prometheus.PrometheusServer``: a real Prometheus scraping the daemons
   of a file_sd file (``nova-lite-manage metrics targets --output``), with
   PromQL helpers that wait for a value.
+- ``nova_schema``: SQLite (or any SQL) databases shaped like a Nova
+  cloud's (cell_mappings, aggregates, services), for the Nova service
+  source without installing Nova.
+- ``nova_cloud.NovaCloud``: a real Nova 34 on loopback (conductor,
+  scheduler, compute on the fake driver, nova-api, placement) from a cached
+  venv (``nova_venv``), on SQLite and a vhost of its own.
 """

@@ -11,6 +11,7 @@ import fixtures
 from oslo_config import cfg
 
 from nova_lite import config
+from nova_lite.conf import cloud as cloud_conf
 from nova_lite import exception
 
 # Small values so that liveness tests finish in seconds.
@@ -79,6 +80,9 @@ class ConfFixture(fixtures.Fixture):
                     name, value, group=None if group == 'DEFAULT' else group)
                 self.addCleanup(self.conf.clear_override, name,
                                 None if group == 'DEFAULT' else group)
+        # What parse_args does at config-load time, for the overrides too
+        # ([cloud] kind = nova defaults control_exchange to nova).
+        cloud_conf.apply(self.conf)
 
     def values(self):
         """Every overridden option, as ``{group: {option: value}}``."""

@@ -15,8 +15,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from nova_lite import exception
+from nova_lite import monkey_patch
 from nova_lite import rpc
 from nova_lite.testing import fixtures as nl_fixtures
+from nova_lite.testing import nova_cloud as nl_nova_cloud
 from nova_lite import utils
 
 # The server URLs (a user that may create databases) that
@@ -171,3 +174,40 @@ def rabbit_reachable_dir():
     os.chmod(path, 0o755)
     yield path
     shutil.rmtree(path, True)
+
+# The tests on a real Nova run in one backend's pass of the suite: Nova
+# brings its own concurrency, and a second cloud would cost CI a minute.
+NOVA_CLOUD_BACKEND = monkey_patch.THREADING
+
+
+def pytest_collection_modifyitems(config, items):
+    """In the other backend's pass (``NOVA_LITE_CONCURRENCY_BACKEND`` set
+    to it, as bin/nova-lite-dev test does), deselect the tests that use
+    ``nova_cloud``: they are not skipped, they run in the threading pass.
+    With the variable unset every test runs."""
+    backend = os.environ.get(monkey_patch.ENV_VAR)
+    if backend is None or backend == NOVA_CLOUD_BACKEND:
+        return
+    deselected = [item for item in items
+                  if 'nova_cloud' in getattr(item, 'fixturenames', ())]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
+
+
+@pytest.fixture(scope='session')
+def nova_cloud():
+    """A real Nova 34 on loopback (``nova_lite.testing.nova_cloud.NovaCloud``),
+    one for the whole session; its venv is built on first use and cached
+    (``NOVA_LITE_NOVA_VENV``).  A cloud that cannot be had (pip failed, a
+    service did not come up) fails the test, never skips it.
+
+    Tests that kill or stop a process restore it before they end
+    (``nova_cloud.restart(name)``): later tests share this cloud."""
+    cloud = nl_nova_cloud.NovaCloud()
+    try:
+        cloud.start()
+    except exception.NovaLiteException as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield cloud
+    cloud.stop()

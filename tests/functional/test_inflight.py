@@ -103,7 +103,10 @@ def test_round_probes_every_service_and_feeds_statsd(probed, conf,
         value, _, kind = rest.partition('|')
         float(value)  # every value parses
         expected_kind = {'greenthreads': 'g', 'workers': 'g', 'depth': 'g',
-                         'consumers': 'g', 'timeout': 'c'}.get(
+                         'consumers': 'g', 'timeout': 'c', 'up': 'g',
+                         'heartbeat_age': 'g', 'unreachable': 'c',
+                         'no_consumers': 'c', 'slow': 'c',
+                         'unacked': 'g'}.get(
                              name.rsplit('.', 1)[1], 'ms')
         assert kind == expected_kind, line
         if name.endswith('.in_service'):

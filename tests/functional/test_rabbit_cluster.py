@@ -189,8 +189,10 @@ def test_kill_the_leader_loses_no_accepted_create(cluster, deployment):
     # reads a classic one.
     inspector = queues.QueueInspector(conf)
     depths = inspector.depths(['compute', 'conductor', 'no-such-queue'])
-    assert depths == {'compute': {'messages': 0, 'consumers': 1},
-                      'conductor': {'messages': 0, 'consumers': 1},
+    assert depths == {'compute': {'messages': 0, 'unacked': None,
+                                  'consumers': 1},
+                      'conductor': {'messages': 0, 'unacked': None,
+                                    'consumers': 1},
                       'no-such-queue': None}, depths
     services = _services(env)
     assert {topic for topic, _ in services} >= {

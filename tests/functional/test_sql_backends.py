@@ -321,6 +321,12 @@ def _expected_report(samples):
         for s in sorted(group, key=lambda s: s['prober'] or '-'):
             prober = s['prober'] or '-'
             row['probers'][prober] = row['probers'].get(prober, 0) + 1
+        # What the sweep saw last: the group's latest sample's.
+        latest = group[-1]
+        for key in ('method', 'up', 'heartbeat_age', 'queue_messages',
+                    'queue_unacked', 'queue_consumers'):
+            row[key] = latest[key]
+        row['flags'] = latest['flags'].split(',') if latest['flags'] else []
         rows.append(row)
     return rows
 
@@ -342,7 +348,16 @@ def _random_samples(rand, count):
                   'clock_offset': (None if rand.random() < 0.1
                                    else round(rand.uniform(-5000, 5000), 3)),
                   'clock_offset_bound': (None if rand.random() < 0.1
-                                         else round(rand.uniform(0, 20), 1))}
+                                         else round(rand.uniform(0, 20), 1)),
+                  # None: stored before the sweep recorded them (012).
+                  'method': rand.choice(['inflight', 'ping', None]),
+                  'up': rand.choice([True, False, None]),
+                  'heartbeat_age': rand.choice([None, 0.5, 12.25, 3600.0]),
+                  'queue_messages': rand.choice([None, 0, 4]),
+                  'queue_unacked': rand.choice([None, 0, 5]),
+                  'queue_consumers': rand.choice([None, 0, 1]),
+                  'flags': rand.choice([None, 'unreachable',
+                                        'unreachable,no_consumers', 'slow'])}
         for phase in probe.PHASES:
             sample[phase] = (None if rand.random() < 0.1
                              else round(rand.uniform(0, 500), 3))

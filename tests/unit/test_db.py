@@ -262,3 +262,41 @@ def test_migration_011_records_prober_and_round(conf):
                sa.inspect(api.engine).get_columns('inflight_samples')}
     assert 'prober' not in columns and 'round_no' not in columns
     api.dispose()
+
+
+def test_migration_012_records_the_sweep(conf):
+    """012 adds what the sweep saw of each service (NULL on older rows,
+    whose phases stay as they were); it downgrades."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    api = db_api.API(conf)
+    migration.db_sync(api, '011')
+    with api.engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO inflight_samples (created_at, topic, host, skew, "
+            "timed_out, total, in_service) VALUES (CURRENT_TIMESTAMP, "
+            "'compute', 'old', 0, 0, 12.5, 10.0)"))
+    migration.db_sync(api)
+    columns = {c['name']: c for c in
+               sa.inspect(api.engine).get_columns('inflight_samples')}
+    new = ('method', 'up', 'heartbeat_age', 'queue_messages',
+           'queue_unacked', 'queue_consumers', 'flags')
+    assert all(columns[name]['nullable'] for name in new)
+    api.inflight_samples_add([{
+        'topic': 'conductor', 'host': 'new', 'total': 2.5, 'method': 'ping',
+        'up': True, 'heartbeat_age': 1.25, 'queue_messages': 3,
+        'queue_unacked': 4, 'queue_consumers': 0,
+        'flags': 'unreachable,no_consumers'}])
+    old, new_row = api.inflight_samples_since(60)
+    assert [old[name] for name in new] == [None] * len(new)
+    assert (old['total'], old['in_service']) == (12.5, 10.0)
+    assert [new_row[name] for name in new] == [
+        'ping', True, 1.25, 3, 4, 0, 'unreachable,no_consumers']
+    assert new_row['in_service'] is None
+    with api.engine.begin() as connection:
+        command.downgrade(migration._alembic_config(connection), '011')
+    columns = {c['name'] for c in
+               sa.inspect(api.engine).get_columns('inflight_samples')}
+    assert not columns & set(new)
+    api.dispose()

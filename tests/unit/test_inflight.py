@@ -250,6 +250,37 @@ def test_statsd_sink_line_protocol_and_names(conf):
     }
 
 
+def test_statsd_sink_sweep_names(conf):
+    """A pinged Nova service: its total only, its heartbeat, its flags,
+    and its topic.host queue (host dots become _), unacked when known."""
+    sock = _udp_listener()
+    conf.set_override('port', sock.getsockname()[1], group='statsd')
+    conf.set_override('prefix', 'pfx', group='statsd')
+    stuck = probe.Sample(topic='conductor', host='ctl.example', timed_out=True,
+                         method=probe.PING, up=True, heartbeat_age=4.5,
+                         flags=['unreachable'])
+    pinged = probe.Sample(topic='compute', host='c1', total=2.5,
+                          method=probe.PING, up=True, heartbeat_age=1.0)
+    sinks.StatsdSink(conf).emit(
+        [stuck, pinged], {'conductor.ctl.example': {
+            'messages': 0, 'unacked': 3, 'consumers': 1},
+            'compute.c1': {'messages': 0, 'unacked': None, 'consumers': 1}})
+    lines = set(_read_lines(sock, 12))
+    stuck_base = 'pfx.inflight.conductor.ctl_example'
+    assert lines == {
+        stuck_base + '.up:1|g', stuck_base + '.heartbeat_age:4.5|g',
+        stuck_base + '.unreachable:1|c', stuck_base + '.timeout:1|c',
+        'pfx.inflight.compute.c1.up:1|g',
+        'pfx.inflight.compute.c1.heartbeat_age:1.0|g',
+        'pfx.inflight.compute.c1.total:2.500000|ms',
+        'pfx.queue.conductor.ctl_example.depth:0|g',
+        'pfx.queue.conductor.ctl_example.consumers:1|g',
+        'pfx.queue.conductor.ctl_example.unacked:3|g',
+        'pfx.queue.compute.c1.depth:0|g',
+        'pfx.queue.compute.c1.consumers:1|g',
+    }
+
+
 def test_rounds_never_overlap(db, conf, ctxt, monkeypatch):
     """A probe_now during the periodic round waits for it (they share the
     broker connection that reads queue depths)."""

@@ -112,6 +112,48 @@ def _sample(host, total, **kw):
     return values
 
 
+# Samples stored before the sweep recorded these (migration 012).
+_NO_STATE = {'method': None, 'up': None, 'heartbeat_age': None,
+             'queue_messages': None, 'queue_unacked': None,
+             'queue_consumers': None, 'flags': []}
+
+
+def test_inflight_report_of_pinged_services_never_shows_zero(
+        conf_fixture, db, capsys):
+    """A ping measures the round trip only: every other phase is null
+    in JSON and '-' in text, never 0.  The sweep's columns are the
+    latest sample's: a conductor stuck after answering is unreachable,
+    with its probe waiting in its queue, while its heartbeat says up."""
+    ping = dict(to_service=None, in_service=None, greenthread_overhead=None,
+                from_service=None, workers=None, backend=None,
+                binary='nova-conductor', topic='conductor', method='ping',
+                up=True, heartbeat_age=1.5, queue_messages=0,
+                queue_consumers=1, prober='i1-7')
+    db.inflight_samples_add([_sample('ctl', 3.0, **ping)])
+    db.inflight_samples_add([_sample('ctl', 2.0, **ping)])
+    db.inflight_samples_add([_sample('ctl', None, **dict(
+        ping, timed_out=True, heartbeat_age=4.5,
+        queue_messages=2, queue_unacked=5, flags='unreachable'))])
+    code, out, _ = _run(conf_fixture, capsys, 'inflight', 'report', '--json')
+    assert code == 0
+    [row] = json.loads(out)
+    assert (row['samples'], row['timeouts']) == (2, 1)
+    assert row['total'] == {'p50': 2.0, 'p95': 3.0, 'max': 3.0}
+    for phase in ('to_service', 'in_service', 'greenthread_overhead',
+                  'from_service'):
+        assert row[phase] is None, phase
+    assert {key: row[key] for key in _NO_STATE} == {
+        'method': 'ping', 'up': True, 'heartbeat_age': 4.5,
+        'queue_messages': 2, 'queue_unacked': 5, 'queue_consumers': 1,
+        'flags': ['unreachable']}
+    code, out, _ = _run(conf_fixture, capsys, 'inflight', 'report')
+    assert code == 0
+    assert out.splitlines()[2].split() == [
+        'conductor', 'ctl', 'nova-conductor', '-', '2', '1', '-', '-', '-',
+        '-', '-', '2.0/3.0/3.0', '-', 'i1-7:3', 'ping', 'up', '4.5s', '2/5/1',
+        'unreachable']
+
+
 def test_inflight_report_groups_and_summarizes(db):
     db.inflight_samples_add([_sample('a', 10.0)])
     db.inflight_samples_add([_sample('a', 30.0, workers=7)])
@@ -173,7 +215,7 @@ def test_inflight_report_is_aggregated_by_the_database(conf_fixture, db,
          'greenthread_overhead': None, 'from_service': None, 'total': None,
          'clock_offset_ms': None, 'clock_offset_bound_ms': None,
          # Stored before probers were recorded.
-         'probers': {'-': 1}},
+         'probers': {'-': 1}, **_NO_STATE},
         {'topic': 'compute', 'host': 'a', 'binary': 'nova-lite-compute',
          'samples': 2, 'timeouts': 0, 'errors': 0, 'skewed': 0,
          'workers_max': 1, 'backend': 'eventlet', 'to_service': phase,
@@ -183,12 +225,14 @@ def test_inflight_report_is_aggregated_by_the_database(conf_fixture, db,
          'total': {'p50': 10.0, 'p95': 20.0, 'max': 20.0},
          # The lowest-bound sample's (NTP-style), not the latest's.
          'clock_offset_ms': 5.0, 'clock_offset_bound_ms': 0.5,
-         'probers': {'i1-42': 1, 'i2-7': 1}}],
+         'probers': {'i1-42': 1, 'i2-7': 1}, **_NO_STATE}],
         ) + '\n'
     code, out, _ = _run(conf_fixture, capsys, 'inflight', 'report')
     assert code == 0
     assert out.splitlines()[3].split() == [
         'compute', 'a', 'nova-lite-compute', 'eventlet', '2', '0', '1',
         '1.0/1.0/1.0', '10.0/10.0/10.0', '0.5/0.5/0.5', '1.0/1.0/1.0',
-        '10.0/20.0/20.0', '+5.0±0.5', 'i1-42:1,i2-7:1']
-    assert out.splitlines()[1].split()[-1] == 'probers'
+        '10.0/20.0/20.0', '+5.0±0.5', 'i1-42:1,i2-7:1', '-', '-', '-', '-',
+        '-']
+    assert out.splitlines()[1].split()[-6:] == [
+        'probers', 'method', 'up', 'heartbeat_age', 'queue', 'flags']

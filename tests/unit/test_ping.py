@@ -106,3 +106,36 @@ def test_summary_clock_offset_is_the_lowest_round_trips():
     text = ping.format_summary('compute', summary)
     assert 'clock offset of h1: +0.00 ms ± 2.00 ms' in text
     assert 'clock offset of h2: -698.00 ms ± 3.00 ms' in text
+
+
+def test_a_ping_is_a_round_trip_only():
+    """A Nova service answers baseapi.ping: no phase but total, which
+    prints as '-' and never as 0."""
+    nova = probe.Sample(topic='conductor', host='ctl', total=2.75,
+                        method=probe.PING)
+    assert ping.format_reply(1, nova) == (
+        'reply from ctl: seq=1 round trip only: to_service=- '
+        'in_service=- greenthread_overhead=- from_service=- total=2.75 ms')
+    summary = ping.summarize([nova, probe.Sample(
+        topic='conductor', host='ctl', total=3.25, method=probe.PING)])
+    assert summary['methods'] == ['ping']
+    assert summary['total']['max'] == 3.25
+    assert summary['in_service'] is None and summary['to_service'] is None
+    text = ping.format_summary('conductor@ctl', summary)
+    assert 'round trip only' in text
+    assert 'in_service            -' in text.splitlines()
+    assert 'total                 min/avg/max/p99 = 2.75/3.00/3.25/3.25 ms' \
+        in text
+    # Nothing answered: no phase line at all.
+    lost = ping.summarize([probe.Sample(topic='conductor', host='ctl',
+                                        timed_out=True, method=probe.PING)])
+    assert 'total' not in ping.format_summary('conductor@ctl', lost)
+
+
+def test_method_must_be_ping_or_inflight(conf_fixture, db, capsys):
+    argv = ['--config-file', conf_fixture.write_config_file(), 'compute',
+            '--method', 'echo']
+    with pytest.raises(SystemExit) as exc:
+        ping.main(argv)
+    assert exc.value.code == 2
+    assert "invalid choice: 'echo'" in capsys.readouterr().err

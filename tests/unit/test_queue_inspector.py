@@ -1,6 +1,13 @@
 """The queue inspector's broker connection on single- and multi-host
 transport URLs (no broker needed: kombu connects lazily)."""
 
+import base64
+import http.server
+import json
+import threading
+
+import pytest
+
 from nova_lite.inflight import queues
 
 
@@ -31,3 +38,78 @@ def test_quoting_and_the_default_vhost(conf):
     connection = queues.kombu_connection(conf, 'rabbit://u:p%40ss@h1:5672/')
     assert connection.alt == ['amqp://u:p%40ss@h1:5672/%2F']
     assert (connection.password, connection.virtual_host) == ('p@ss', '/')
+
+
+class _Management(http.server.BaseHTTPRequestHandler):
+    """RabbitMQ's GET /api/queues/VHOST/NAME, from ``QUEUES``."""
+
+    QUEUES = {}
+    seen = []
+
+    def do_GET(self):
+        type(self).seen.append((self.path, self.headers.get('Authorization')))
+        if self.headers.get('Authorization') != 'Basic ' + base64.b64encode(
+                b'mon:s3cr@t').decode():
+            self.send_error(401)
+            return
+        body = self.QUEUES.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def management():
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Management)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Management.seen = []
+    yield 'http://127.0.0.1:%d' % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_management_api_counts_what_a_frozen_consumer_holds(
+        conf, management, caplog):
+    """A consumer that took messages and never acknowledged them (a
+    SIGSTOPped service): the management API counts them, a passive
+    declare would not."""
+    conf.set_override('transport_url',
+                      'rabbit://nova:pw@127.0.0.1:5672/nova vh')
+    conf.set_override('rabbit_management_url',
+                      management.replace('//', '//mon:s3cr%40t@'),
+                      group='inflight')
+    _Management.QUEUES = {
+        '/api/queues/nova%20vh/conductor.ctl': {
+            'messages_ready': 0, 'messages_unacknowledged': 5,
+            'consumers': 1},
+        # Statistics not collected yet: not known, not 0.
+        '/api/queues/nova%20vh/compute.new': {'name': 'compute.new'}}
+    inspector = queues.inspector(conf)
+    assert isinstance(inspector, queues.ManagementInspector)
+    assert inspector.depths(['conductor.ctl', 'compute.new', 'gone']) == {
+        'conductor.ctl': {'messages': 0, 'unacked': 5, 'consumers': 1},
+        'compute.new': None, 'gone': None}
+    # A wrong password: None, and one warning with the password masked.
+    conf.set_override('rabbit_management_url',
+                      management.replace('//', '//mon:wrong@'),
+                      group='inflight')
+    assert queues.inspector(conf).depths(['conductor.ctl']) == {
+        'conductor.ctl': None}
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelname == 'WARNING']
+    assert len(warnings) == 1 and 'HTTP 401' in warnings[0], warnings
+    assert 'wrong' not in warnings[0] and 'mon:***@' in warnings[0]
+
+
+def test_without_the_management_api_a_passive_declare(conf):
+    assert isinstance(queues.inspector(conf), queues.QueueInspector)

@@ -34,8 +34,10 @@ def test_service_registers_and_answers_ping(factory, db):
     assert row['version'] == svc.manager.target.version
     reply = baserpc.BaseRPCAPI(factory.conf, 'compute').ping(
         context.get_admin_context(), 'hello', host='h1')
-    assert reply == {'host': 'h1', 'binary': 'nova-lite-compute',
-                     'version': svc.version, 'arg': 'hello'}
+    # 'service' (the topic) as Nova's baseapi.ping answers too.
+    assert reply == {'service': 'compute', 'host': 'h1',
+                     'binary': 'nova-lite-compute', 'version': svc.version,
+                     'arg': 'hello'}
 
 
 def test_heartbeat_survives_a_failing_report(factory, db, monkeypatch):

@@ -8,6 +8,10 @@ from nova_lite.inflight import probe
 REPORT_PERCENTILES = (50, 95)
 _LEADING_COLUMNS = ('topic', 'host', 'binary', 'backend', 'samples',
                     'timeouts', 'workers_max')
+# What the latest sample saw: how it was probed, the heartbeat, the
+# service's topic.host queue (ready/unacknowledged messages/consumers),
+# the flags.
+_STATE_COLUMNS = ('method', 'up', 'heartbeat_age', 'queue', 'flags')
 
 
 def add_parser(groups):
@@ -15,10 +19,15 @@ def add_parser(groups):
     commands = parser.add_subparsers(dest='command', metavar='COMMAND',
                                      required=True)
     report = commands.add_parser(
-        'report', help='Per service: samples, p50/p95/max of each phase, '
-                       'timeouts, the inflight daemons that probed it '
-                       '(probers) and its host\'s clock offset to the '
-                       'database server\'s clock.')
+        'report', help='Per service: samples, p50/p95/max of each phase ("-": '
+                       'not measured; a pinged service, such as a real '
+                       'Nova\'s, has a round trip only), timeouts, the '
+                       'inflight daemons that probed it (probers), its '
+                       'host\'s clock offset to the database server\'s '
+                       'clock, and as last seen: the probe method, its '
+                       'heartbeat (up, age), its queue (ready/unacked '
+                       'messages/consumers) and flags (unreachable, '
+                       'no_consumers, slow).')
     report.add_argument('--since', type=common.positive(float), default=60,
                         metavar='MINUTES',
                         help='Only samples of the last MINUTES (default 60).')
@@ -47,6 +56,17 @@ def _flatten(row):
                             '%+.1f±%.1f' % (row['clock_offset_ms'],
                                             row['clock_offset_bound_ms']))
     flat['probers'] = format_probers(row['probers'])
+    flat['method'] = row['method'] or '-'
+    flat['up'] = ('-' if row['up'] is None else
+                  'up' if row['up'] else 'down')
+    flat['heartbeat_age'] = ('-' if row['heartbeat_age'] is None else
+                             '%.1fs' % row['heartbeat_age'])
+    flat['queue'] = ('-' if row['queue_messages'] is None else
+                     '%d/%s/%d' % (row['queue_messages'],
+                                   '-' if row['queue_unacked'] is None
+                                   else row['queue_unacked'],
+                                   row['queue_consumers']))
+    flat['flags'] = ','.join(row['flags']) or '-'
     return flat
 
 
@@ -65,9 +85,13 @@ def print_report(db, since_minutes):
     print('Inflight over the last %.1f minutes; phases are p50/p95/max in '
           'ms; clock_offset is the host\'s clock minus the database '
           'server\'s, ± its bound, in ms; probers are the inflight '
-          'daemons that took the samples, with how many' % since_minutes)
+          'daemons that took the samples, with how many; "-" is not '
+          'measured (a ping measures the total only). As last seen: '
+          'method, up and heartbeat_age by heartbeat, queue is the '
+          'topic.host queue\'s ready/unacked messages/consumers, flags' %
+          since_minutes)
     output.print_table(_LEADING_COLUMNS + probe.PHASES +
-                       ('clock_offset', 'probers'),
+                       ('clock_offset', 'probers') + _STATE_COLUMNS,
                        [_flatten(r) for r in rows])
 
 

@@ -1,11 +1,17 @@
 """nova-lite-manage service: list, disable and enable services."""
 
+import datetime
+
+from nova_lite import cloud
 from nova_lite.cmd import output
+from nova_lite.conf import cloud as cloud_conf
 from nova_lite.db import api as db_api
-from nova_lite import servicegroup
+from nova_lite import exception
 
 LIST_COLUMNS = ('id', 'host', 'binary', 'topic', 'status', 'disabled',
                 'updated_at', 'version', 'metrics')
+# [cloud] kind = nova: the same columns, plus the availability zone.
+NOVA_LIST_COLUMNS = LIST_COLUMNS + ('zone',)
 
 
 def add_parser(groups):
@@ -13,7 +19,9 @@ def add_parser(groups):
     commands = parser.add_subparsers(dest='command', metavar='COMMAND',
                                      required=True)
     listing = commands.add_parser(
-        'list', help='One row per service, with up/down from heartbeats.')
+        'list', help='One row per service, with up/down from heartbeats '
+                     '(with [cloud] kind = nova: the Nova cloud\'s services, '
+                     'read-only, plus their zone).')
     listing.add_argument('--json', action='store_true',
                          help='Print a JSON array of objects.')
     listing.set_defaults(func=list_command)
@@ -27,31 +35,50 @@ def add_parser(groups):
         cmd.set_defaults(func=set_disabled_command, disabled=disabled)
 
 
-def service_rows(conf, db):
-    """The rows of ``service list``: exactly LIST_COLUMNS per service."""
+def list_columns(conf):
+    return NOVA_LIST_COLUMNS if cloud_conf.is_nova(conf) else LIST_COLUMNS
+
+
+def _naive_utc(value):
+    # Shown as nova_lite always showed its timestamps: naive UTC.
+    if value is None:
+        return None
+    return value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def service_rows(conf, db=None):
+    """The rows of ``service list``: exactly ``list_columns(conf)`` per
+    service, from the cloud's service source."""
+    source = cloud.services_source(conf, db=db)
+    try:
+        services = source.list_services()
+    finally:
+        source.close()
+    columns = list_columns(conf)
     rows = []
-    for svc in db.service_get_all():
-        rows.append({
-            'id': svc['id'], 'host': svc['host'], 'binary': svc['binary'],
-            'topic': svc['topic'],
-            'status': servicegroup.status(svc, conf.service_down_time),
-            'disabled': svc['disabled'],
-            'updated_at': svc['last_seen_up'], 'version': svc['version'],
-            # host:port of the process's /metrics (None: not listening).
-            'metrics': svc['metrics_address'],
-        })
+    for svc in services:
+        row = {column: svc[column] for column in columns}
+        row['updated_at'] = _naive_utc(row['updated_at'])
+        rows.append(row)
     return rows
 
 
 def list_command(conf, args):
-    rows = service_rows(conf, db_api.API(conf))
+    db = None if cloud_conf.is_nova(conf) else db_api.API(conf)
+    rows = service_rows(conf, db)
     if args.json:
         output.print_json(rows)
     else:
-        output.print_table(LIST_COLUMNS, rows)
+        output.print_table(list_columns(conf), rows)
 
 
 def set_disabled_command(conf, args):
+    if cloud_conf.is_nova(conf):
+        # Nothing is ever written to a Nova cloud.
+        raise exception.InvalidInput(
+            reason='service %s changes nova_lite\'s own services; with '
+                   '[cloud] kind = nova use `openstack compute service set`'
+                   % args.command)
     db = db_api.API(conf)
     svc = db.service_set_disabled(args.host, args.binary, args.disabled,
                                   getattr(args, 'reason', None))
