@@ -134,7 +134,7 @@ class NovaCloud:
         self.transport_url = self._rabbit.url
 
         state = self.state_dir
-        placement_port, api_port = _free_port(), _free_port()
+        placement_port, api_port = _free_ports(2)
         self.placement_url = 'http://127.0.0.1:%d' % placement_port
         self.api_url = 'http://127.0.0.1:%d/v2.1' % api_port
         self.api_database_connection = nova_files.sqlite_url(state, 'nova_api')
@@ -386,10 +386,17 @@ def _service_rows(engine):
         return [dict(row._mapping) for row in result]
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+def _free_ports(count):
+    """``count`` distinct free loopback ports (bound together, then
+    released: a process of the cloud takes each soon after)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(('127.0.0.1', 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _one_line(text, limit=600):

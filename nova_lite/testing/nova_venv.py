@@ -69,8 +69,13 @@ def default_path():
 
 def is_installed(path=None):
     """True when the venv at ``path`` was fully installed with today's
-    requirements."""
-    return _marker_text(path or default_path()) == _wanted()
+    requirements, and its interpreter still runs (a venv whose base Python
+    was removed or upgraded away is rebuilt)."""
+    path = path or default_path()
+    if _marker_text(path) != _wanted():
+        return False
+    return os.access(os.path.realpath(os.path.join(path, 'bin', 'python')),
+                     os.X_OK)
 
 
 def ensure(path=None, python=None, log=None):

@@ -2,6 +2,8 @@
 succeeded, a named one-line error when it did not."""
 
 import os
+import shutil
+import sys
 import threading
 import time
 
@@ -19,7 +21,9 @@ def fake_build(monkeypatch):
     def build(path, python, log_path):
         calls.append(path)
         time.sleep(0.3)
-        os.makedirs(path, exist_ok=True)
+        shutil.rmtree(path, ignore_errors=True)     # as the real one does
+        os.makedirs(os.path.join(path, 'bin'))
+        os.symlink(sys.executable, os.path.join(path, 'bin', 'python'))
         with open(os.path.join(path, nova_venv.MARKER), 'w') as handle:
             handle.write(nova_venv._wanted())
 
@@ -59,6 +63,15 @@ def test_new_requirements_rebuild_it(tmp_path, fake_build, monkeypatch):
     assert not nova_venv.is_installed(path)
     nova_venv.ensure(path)
     assert fake_build == [path, path]
+
+
+def test_a_venv_whose_python_is_gone_is_rebuilt(tmp_path, fake_build):
+    path = str(tmp_path / 'venv')
+    nova_venv.ensure(path)
+    python = os.path.join(path, 'bin', 'python')
+    os.unlink(python)
+    os.symlink(str(tmp_path / 'removed-python3'), python)
+    assert not nova_venv.is_installed(path)
 
 
 def test_the_path_comes_from_the_environment(monkeypatch):
