@@ -9,13 +9,18 @@
               (``total``) only.  No Nova method returns server-side
               timestamps, so the other phases stay None: not measured.
 
-There is no option to choose: ``inflight`` is tried first, and a service
-that answers that it does not serve it (oslo.messaging's NoSuchMethod or
-UnsupportedVersion, raised by the service's dispatcher) is pinged at
-once, and from then on (``MethodBook``, per topic and host).  A timeout
-is a timeout, never a reason to switch: a stuck service must not change
-how it is measured.  ``nova-lite-ping --method`` forces one, for
-debugging.
+There is no option to choose: a service not yet known is pinged first,
+and its reply says what it is.  nova_lite's reply names its binary; Nova's
+names only the topic.  A nova_lite service is then probed with
+``inflight`` at once, and from then on; a Nova service is pinged from then
+on (``MethodBook``, per topic and host), so a Nova service is never sent
+anything but pings.  A service known to answer ``inflight`` that says it
+no longer does (oslo.messaging's NoSuchMethod or UnsupportedVersion,
+raised by the service's dispatcher: it was replaced) is pinged at once,
+and from then on.  A timeout is a timeout, never a reason to switch: a
+stuck service must not change how it is measured, and one that has never
+answered is asked again next time.  ``nova-lite-ping --method`` forces
+one, for debugging.
 """
 
 import threading
@@ -55,8 +60,8 @@ def ping(client, ctxt, topic, host=None, timeout=None):
 class MethodBook:
     """The method each (topic, host) answered, remembered; thread-safe.
 
-    ``probe(...)`` probes a service with its method: ``inflight`` until
-    the service says it does not serve it, then ``ping``.
+    ``probe(...)`` probes a service with its method: a ping to find out,
+    then ``inflight`` for nova_lite's services and ``ping`` for Nova's.
     """
 
     def __init__(self):
@@ -65,8 +70,9 @@ class MethodBook:
         self._lock = threading.Lock()
 
     def method(self, topic, host):
+        """The method remembered for ``topic``@``host``; None if unknown."""
         with self._lock:
-            return self._methods.get((topic, host), probe.INFLIGHT)
+            return self._methods.get((topic, host))
 
     def remember(self, topic, host, method):
         with self._lock:
@@ -90,6 +96,8 @@ class MethodBook:
             fallback = True
         else:
             fallback = False
+        if method is None:
+            return self._find_out(client, ctxt, topic, host, sleep, timeout)
         if method == probe.PING:
             return ping(client, ctxt, topic, host=host, timeout=timeout)
         try:
@@ -103,3 +111,16 @@ class MethodBook:
                                     method=probe.INFLIGHT)
         self.remember(topic, host, probe.PING)
         return ping(client, ctxt, topic, host=host, timeout=timeout)
+
+    def _find_out(self, client, ctxt, topic, host, sleep, timeout):
+        """Ping a service not known yet; its reply says which it is."""
+        pinged = ping(client, ctxt, topic, host=host, timeout=timeout)
+        if not pinged.answered:
+            return pinged
+        if pinged.binary is None:
+            # Nova's reply names only the topic: round trip only.
+            self.remember(topic, host, probe.PING)
+            return pinged
+        self.remember(topic, host, probe.INFLIGHT)
+        return self.probe(client, ctxt, topic, host=host, sleep=sleep,
+                          timeout=timeout)

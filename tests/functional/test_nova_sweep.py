@@ -15,6 +15,7 @@ through each test.  Tests that stop or kill a Nova process restore it.
 """
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from nova_lite import concurrency
 from nova_lite.testing import scrape
 from nova_lite.testing import waiters
 
+NOVA_RPC_BINARIES = ('nova-conductor', 'nova-scheduler', 'nova-compute')
 TOPICS = ('conductor', 'scheduler', 'compute')
 NOVA_SERVICE_DOWN_TIME = 60
 # The local broker's management API (guest may log in from loopback).
@@ -114,7 +116,10 @@ def test_forcing_inflight_on_nova_is_lost_not_a_crash(nova_cloud,
 @pytest.fixture
 def sweeper(nova_cloud, rabbit_management, factory, db, conf_fixture):
     """An inflight daemon sweeping the cloud every 2 s, queue depths from
-    the management API; returns (daemon, its /metrics address)."""
+    the management API; returns (daemon, its /metrics address).  The Nova
+    services' log sizes before it starts are ``daemon.nova_log_offsets``."""
+    offsets = {name: os.path.getsize(nova_cloud.processes[name].log_path)
+               for name in NOVA_RPC_BINARIES}
     daemon = factory.start_daemon(
         'nova-lite-inflight', 'prober', extra=_nova_values(
             nova_cloud,
@@ -131,6 +136,7 @@ def sweeper(nova_cloud, rabbit_management, factory, db, conf_fixture):
     except waiters.WaitTimeout:
         pytest.fail('the inflight daemon never came up:\n%s' %
                     daemon.log_text()[-3000:])
+    daemon.nova_log_offsets = offsets
     return daemon, address
 
 
@@ -195,6 +201,12 @@ def test_every_round_pings_each_service_with_no_timeouts(
         assert row['samples'] >= 3 and row['timeouts'] == 0, row
         assert row['method'] == 'ping' and row['flags'] == []
         assert row['in_service'] is None and row['total']['p50'] > 0
+    # Nova was sent nothing but pings: no refused inflight in its logs.
+    daemon = sweeper[0]
+    for name, offset in daemon.nova_log_offsets.items():
+        with open(nova_cloud.processes[name].log_path, 'rb') as handle:
+            handle.seek(offset)
+            assert b'NoSuchMethod' not in handle.read(), name
 
 
 def test_a_frozen_conductor_is_up_unreachable_with_messages_waiting(

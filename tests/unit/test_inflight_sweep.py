@@ -90,8 +90,7 @@ def ctxt():
     return context.get_admin_context()
 
 
-def test_a_service_without_inflight_is_pinged_from_then_on(nova_like, conf,
-                                                           ctxt):
+def test_a_nova_service_is_only_ever_pinged(nova_like, conf, ctxt):
     book = methods.MethodBook()
     client = CountingClient(baserpc.BaseRPCAPI(conf, 'conductor'))
     first = book.probe(client, ctxt, 'conductor', host='nova1', sleep=0.05,
@@ -103,16 +102,20 @@ def test_a_service_without_inflight_is_pinged_from_then_on(nova_like, conf,
     for phase in ('to_service', 'in_service', 'greenthread_overhead',
                   'from_service', 'transit'):
         assert getattr(first, phase) is None, phase
-    assert client.calls == ['inflight', 'ping']
+    assert client.calls == ['ping']
     second = book.probe(client, ctxt, 'conductor', host='nova1', sleep=0.05,
                         timeout=5)
     assert second.answered and second.method == probe.PING
-    assert client.calls == ['inflight', 'ping', 'ping']
+    assert client.calls == ['ping', 'ping']
     assert nova_like.pings == 2
-    # A nova_lite service still gets the full split.
-    lite = book.probe(baserpc.BaseRPCAPI(conf, 'compute'), ctxt, 'compute',
-                      host='lite1', sleep=0.05, timeout=5)
-    assert lite.method == probe.INFLIGHT and lite.in_service >= 50.0
+    # A nova_lite service still gets the full split: its ping reply names
+    # its binary, and it is probed with inflight at once, then only so.
+    lite_client = CountingClient(baserpc.BaseRPCAPI(conf, 'compute'))
+    for _ in range(2):
+        lite = book.probe(lite_client, ctxt, 'compute', host='lite1',
+                          sleep=0.05, timeout=5)
+        assert lite.method == probe.INFLIGHT and lite.in_service >= 50.0
+    assert lite_client.calls == ['ping', 'inflight', 'inflight']
     assert book.method('compute', 'lite1') == probe.INFLIGHT
 
 
@@ -125,8 +128,11 @@ def test_a_service_without_inflight_is_pinged_from_then_on(nova_like, conf,
     messaging.UnsupportedVersion('1.1'),
 ])
 def test_unsupported_over_a_real_broker_or_the_fake_one(ctxt, exc):
+    """A service that answered inflight and no longer does (replaced by
+    one that does not serve it) is pinged at once, and from then on."""
     client = RaisingClient(exc)
     book = methods.MethodBook()
+    book.remember('conductor', 'n', probe.INFLIGHT)
     sample = book.probe(client, ctxt, 'conductor', host='n', timeout=1)
     assert sample.method == probe.PING and sample.answered
     assert sample.host == 'n' and sample.binary is None
@@ -140,12 +146,34 @@ def test_unsupported_over_a_real_broker_or_the_fake_one(ctxt, exc):
 def test_a_timeout_or_another_error_is_no_reason_to_switch(ctxt, exc):
     client = RaisingClient(exc)
     book = methods.MethodBook()
+    book.remember('conductor', 'n', probe.INFLIGHT)
     for _ in range(2):
         sample = book.probe(client, ctxt, 'conductor', host='n', timeout=1)
         assert sample.method == probe.INFLIGHT and not sample.answered
     assert sample.timed_out == isinstance(exc, messaging.MessagingTimeout)
     assert client.calls == ['inflight', 'inflight']
     assert book.method('conductor', 'n') == probe.INFLIGHT
+
+
+class SilentClient:
+    """A client whose ping never gets an answer."""
+
+    def __init__(self):
+        self.calls = []
+
+    def ping(self, ctxt, arg, host=None, timeout=None):
+        self.calls.append('ping')
+        raise messaging.MessagingTimeout('no reply')
+
+
+def test_a_service_that_never_answered_is_asked_again(ctxt):
+    client = SilentClient()
+    book = methods.MethodBook()
+    for _ in range(2):
+        sample = book.probe(client, ctxt, 'conductor', host='n', timeout=1)
+        assert sample.timed_out and sample.method == probe.PING
+    assert client.calls == ['ping', 'ping']
+    assert book.method('conductor', 'n') is None
 
 
 def test_a_forced_method_never_falls_back(nova_like, conf, ctxt):
@@ -155,7 +183,8 @@ def test_a_forced_method_never_falls_back(nova_like, conf, ctxt):
                         timeout=5, method=probe.INFLIGHT)
     assert forced.method == probe.INFLIGHT and not forced.answered
     assert 'NoSuchMethod' in forced.error
-    assert book.method('conductor', 'nova1') == probe.INFLIGHT
+    # A forced method teaches the book nothing.
+    assert book.method('conductor', 'nova1') is None
     # A nova_lite service pinged: its reply says who answered.
     pinged = book.probe(baserpc.BaseRPCAPI(conf, 'compute'), ctxt, 'compute',
                         host='lite1', timeout=5, method=probe.PING)
