@@ -3,8 +3,8 @@
 ``RabbitCluster(size=3)`` starts ``size`` ``rabbit_node.RabbitNode`` s at
 once (each with its own ``RABBITMQ_NODENAME``, AMQP and distribution
 ports, data and log dirs, and the machine's Erlang cookie), joins nodes
-2..N to node 1 (``stop_app``, ``join_cluster``, ``start_app``), waits
-until ``cluster_status`` shows every node running.  Node 1 creates the
+2..N to node 1 (``stop_app``, then one at a time ``join_cluster`` and
+``start_app``), waits until ``cluster_status`` shows every node running.  Node 1 creates the
 one user and vhost (cluster-wide) from its ``rabbitmq.conf`` as it first
 boots::
 
@@ -133,14 +133,31 @@ class RabbitCluster(nl_fixtures.Fixture):
         first = self.nodes[0]
         joining = self.nodes[1:]
         self._on_each(joining, lambda node: node.stop_app())
-        self._on_each(joining,
-                      lambda node: node.ctl('join_cluster', first.node))
-        self._on_each(joining, lambda node: node.start_app())
+        # One at a time, as RabbitMQ's clustering guide does: two nodes
+        # joining and starting side by side race on the cluster's schema
+        # (mnesia failed to start on one of them, once in a CI run).
+        for node in joining:
+            self._join(node, first)
         self.wait_running(self.size)
         self.url = 'rabbit://%s/%s' % (
             ','.join(node.netloc(self.user, self.password)
                      for node in self.nodes), self.vhost)
         self.start_seconds = time.monotonic() - started
+
+    @staticmethod
+    def _join(node, first):
+        """``join_cluster`` then ``start_app``; a start that fails is
+        tried once more from a reset node (it has no data of its own)."""
+        try:
+            node.ctl('join_cluster', first.node)
+            node.start_app()
+        except nl_fixtures.BrokerUnavailable as exc:
+            sys.stderr.write('%s did not join (%s); resetting it and '
+                             'joining again\n' % (node.node, exc))
+            node.ctl('stop_app', check=False)
+            node.ctl('reset')
+            node.ctl('join_cluster', first.node)
+            node.start_app()
 
     def _default_user_config(self):
         return '\n'.join([
