@@ -11,6 +11,17 @@ def daemon_module(binary):
     return 'nova_lite.cmd.%s' % binary[len('nova-lite-'):]
 
 
+def spawn_logged(argv, log_path, env=None):
+    """Start ``argv`` with its output appended to ``log_path``, in a
+    session of its own (a Ctrl-C meant for the parent does not reach it;
+    the parent decides when to stop it); (Popen, the open log file)."""
+    log = open(log_path, 'ab')
+    popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, env=env,
+                             start_new_session=True)
+    return popen, log
+
+
 class DaemonProcess:
     """One daemon, its output appended to ``log_path``; ``env`` replaces
     the inherited environment."""
@@ -23,13 +34,7 @@ class DaemonProcess:
         for path in config_files:
             argv += ['--config-file', path]
         self._terminated = False
-        self._log = open(log_path, 'ab')
-        # A session of its own: a Ctrl-C meant for the parent does not reach
-        # the daemon; the parent decides when to stop it.
-        self.popen = subprocess.Popen(argv, stdout=self._log,
-                                      stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env,
-                                      start_new_session=True)
+        self.popen, self._log = spawn_logged(argv, log_path, env)
 
     def __repr__(self):
         return '<DaemonProcess %s on %s pid %s>' % (self.binary, self.host,

@@ -5,6 +5,8 @@ import os
 import signal
 import subprocess
 
+from nova_lite import process
+
 
 class NovaProcess:
     """One process of the cloud (a Nova service or a WSGI server), in a
@@ -13,11 +15,7 @@ class NovaProcess:
     def __init__(self, name, argv, log_path, env):
         self.name = name
         self.log_path = log_path
-        self._log = open(log_path, 'ab')
-        self.popen = subprocess.Popen(argv, stdout=self._log,
-                                      stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env,
-                                      start_new_session=True)
+        self.popen, self._log = process.spawn_logged(argv, log_path, env)
 
     def __repr__(self):
         return '<NovaProcess %s pid %s>' % (self.name, self.pid)
