@@ -19,6 +19,7 @@ from nova_lite.cloud import base
 from nova_lite.conf import cloud as cloud_conf
 
 SERVICE_KEYS = base.SERVICE_KEYS
+NO_RPC_BINARIES = base.NO_RPC_BINARIES
 
 
 def services_source(conf, db=None):

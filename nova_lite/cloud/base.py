@@ -23,6 +23,11 @@ import datetime
 SERVICE_KEYS = ('id', 'host', 'binary', 'topic', 'status', 'disabled',
                 'updated_at', 'version', 'zone', 'heartbeat_age', 'metrics')
 
+# Nova's API services: rows in its services table (for the minimum
+# service version), with no RPC server and no heartbeat.  os-services
+# leaves them out; so do the sources, and a sweep never probes them.
+NO_RPC_BINARIES = frozenset(['nova-osapi_compute', 'nova-metadata'])
+
 UP = 'up'
 DOWN = 'down'
 

@@ -44,9 +44,6 @@ from nova_lite import utils
 LOG = logging.getLogger(__name__)
 
 CELL0_UUID = '00000000-0000-0000-0000-000000000000'
-# Rows of the WSGI services (nova-api registers one for its version): no
-# RPC server, no heartbeat.  os-services leaves them out; so does this.
-API_SERVICES = ('nova-osapi_compute', 'nova-metadata')
 # Nova's defaults for [DEFAULT] default_availability_zone and
 # internal_service_availability_zone.
 DEFAULT_AVAILABILITY_ZONE = 'nova'
@@ -138,7 +135,7 @@ class NovaDatabaseServices(base.ServiceSource):
         return conn.execute(
             sa.select(_services)
             .where(_services.c.deleted == 0,
-                   _services.c.binary.not_in(API_SERVICES))).all()
+                   _services.c.binary.not_in(base.NO_RPC_BINARIES))).all()
 
     def _service(self, row, zones, now):
         topic = row.topic or base.topic_from_binary(row.binary)

@@ -55,11 +55,6 @@ from nova_lite import concurrency
 LOG = logging.getLogger(__name__)
 
 
-def server_queue(service):
-    """The queue of one service: ``topic.host`` (oslo.messaging's)."""
-    return '%s.%s' % (service['topic'], service['host'])
-
-
 def round_robin(items, round_no):
     """``items`` rotated left by ``round_no`` (mod its length)."""
     if not items:
@@ -254,10 +249,11 @@ class InflightManager(manager.Manager):
         samples = concurrency.map_concurrently(
             lambda svc: self._probe_service(context, svc), services,
             self.conf.inflight.max_concurrent_pings)
-        # After the probes: a frozen service's probe is then in its queue.
+        # After the probes: a frozen service's probe is then in its queue
+        # (``topic.host``, which is also the service's ring key).
         depths = self._queues.depths(
             sorted({s['topic'] for s in services}) +
-            sorted({server_queue(s) for s in services}))
+            sorted({ring.service_key(s) for s in services}))
         for sample, service in zip(samples, services):
             sample.prober = self.prober
             sample.round_no = round_no
@@ -333,7 +329,7 @@ def _annotate(sample, service, depths):
     sample.binary = sample.binary or service['binary']
     sample.up = service['status'] == 'up'
     sample.heartbeat_age = service.get('heartbeat_age')
-    depth = depths.get(server_queue(service))
+    depth = depths.get(ring.service_key(service))
     if depth is not None:
         sample.queue_messages = depth['messages']
         sample.queue_unacked = depth.get('unacked')

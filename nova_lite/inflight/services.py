@@ -19,11 +19,10 @@ from nova_lite import cloud
 
 KEYS = cloud.SERVICE_KEYS
 
-# Nova's API services: rows in its services table (for the minimum
-# service version), with no RPC server to probe: a probe of
-# ``osapi_compute.HOST`` would time out every round.  os-services hides
-# them; Nova's database lists them.
-NO_RPC_BINARIES = frozenset(['nova-osapi_compute', 'nova-metadata'])
+# Services with no RPC server (Nova's API services): a probe of
+# ``osapi_compute.HOST`` would time out every round.  The sources leave
+# them out already; a list given to ``use_services`` may not.
+NO_RPC_BINARIES = cloud.NO_RPC_BINARIES
 
 
 def source(conf, db):

@@ -80,7 +80,7 @@ def _find_notification(url, marker, timeout=10.0):
     return None
 
 
-def test_notification_skips_a_dead_first_host(rabbit):
+def test_notification_fails_over_past_a_dead_first_host(rabbit):
     marker = str(uuid.uuid4())
     _wait_vhost_ready(rabbit.url)
     url = _dead_first_url(rabbit.url)

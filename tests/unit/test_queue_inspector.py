@@ -5,6 +5,7 @@ import base64
 import http.server
 import json
 import threading
+import urllib.parse
 
 import pytest
 
@@ -41,7 +42,8 @@ def test_quoting_and_the_default_vhost(conf):
 
 
 class _Management(http.server.BaseHTTPRequestHandler):
-    """RabbitMQ's GET /api/queues/VHOST/NAME, from ``QUEUES``."""
+    """RabbitMQ's GET /api/queues/VHOST, from ``QUEUES`` (path: the
+    vhost's queues, each with its name)."""
 
     QUEUES = {}
     seen = []
@@ -52,7 +54,7 @@ class _Management(http.server.BaseHTTPRequestHandler):
                 b'mon:s3cr@t').decode():
             self.send_error(401)
             return
-        body = self.QUEUES.get(self.path)
+        body = self.QUEUES.get(urllib.parse.urlsplit(self.path).path)
         if body is None:
             self.send_error(404)
             return
@@ -88,17 +90,18 @@ def test_the_management_api_counts_what_a_frozen_consumer_holds(
     conf.set_override('rabbit_management_url',
                       management.replace('//', '//mon:s3cr%40t@'),
                       group='inflight')
-    _Management.QUEUES = {
-        '/api/queues/nova%20vh/conductor.ctl': {
-            'messages_ready': 0, 'messages_unacknowledged': 5,
-            'consumers': 1},
+    _Management.QUEUES = {'/api/queues/nova%20vh': [
+        {'name': 'conductor.ctl', 'messages_ready': 0,
+         'messages_unacknowledged': 5, 'consumers': 1},
         # Statistics not collected yet: not known, not 0.
-        '/api/queues/nova%20vh/compute.new': {'name': 'compute.new'}}
+        {'name': 'compute.new'}]}
     inspector = queues.inspector(conf)
     assert isinstance(inspector, queues.ManagementInspector)
     assert inspector.depths(['conductor.ctl', 'compute.new', 'gone']) == {
         'conductor.ctl': {'messages': 0, 'unacked': 5, 'consumers': 1},
         'compute.new': None, 'gone': None}
+    # One request for the round, whatever the number of queues.
+    assert len(_Management.seen) == 1, _Management.seen
     # A wrong password: None, and one warning with the password masked.
     conf.set_override('rabbit_management_url',
                       management.replace('//', '//mon:wrong@'),
