@@ -6,11 +6,12 @@ for a real Nova's, round trip only.
     nova-lite-ping conductor@ctl1 --method ping       # force the method
 
 Without ``@HOST`` a probe goes through the topic's shared queue and the
-reply says which host answered.  A service is probed with
-``baseapi.inflight`` (the four-way split) unless it answers that it does
-not serve it (a Nova service): then with ``baseapi.ping``, whose reply
-is a round trip only; the phases it does not measure print as ``-``
-(``null`` in JSON).  ``--method`` forces one (no fallback).  Exit
+reply says which host answered.  The first probe is a
+``baseapi.ping``; a nova_lite service's reply names its binary, and it
+is then probed with ``baseapi.inflight`` (the four-way split); a Nova
+service is only pinged: a round trip only, the phases it does not
+measure print as ``-`` (``null`` in JSON)
+(``nova_lite.inflight.methods``).  ``--method`` forces one.  Exit
 status: 0 when every probe was answered, 1 when some were lost, 2 for
 bad usage.
 """
@@ -102,9 +103,10 @@ def build_parser():
     parser.add_argument('--method', choices=methods.METHODS,
                         help='Probe with this baseapi method only: '
                              'inflight (the four-way split) or ping (a '
-                             'round trip only). Default: inflight, or ping '
-                             'for a service that does not serve inflight '
-                             '(a Nova service). For debugging.')
+                             'round trip only). Default: inflight for '
+                             'nova_lite\'s services, ping for a Nova '
+                             'service, found out by a first ping. For '
+                             'debugging.')
     parser.add_argument('--json', action='store_true',
                         help='One JSON object per reply, then a summary '
                              'object; a phase not measured is null.')
@@ -115,8 +117,11 @@ def build_parser():
 def _known_topics(conf):
     topics = set(service.SERVICE_MANAGERS)
     try:
-        topics.update(svc['topic'] for svc in services.source(
-            conf, db_api.API(conf)).list_services())
+        source = services.source(conf, db_api.API(conf))
+        try:
+            topics.update(svc['topic'] for svc in source.list_services())
+        finally:
+            source.close()
     except Exception:  # noqa: BLE001 - no DB here: built-in topics only
         pass
     return topics

@@ -11,9 +11,10 @@ daemon in round k
 (``nova_lite.inflight.ring``: several inflight daemons share the work;
 alone, one probes everything), down ones included, at most
 ``[inflight] max_concurrent_pings`` at a time and each bounded by
-``ping_timeout``.  A service is probed with ``baseapi.inflight`` where it
-answers that (the four-way split), else with ``baseapi.ping`` (a round
-trip only; every Nova service): ``nova_lite.inflight.methods``.  The
+``ping_timeout``.  A service is probed with ``baseapi.inflight`` (the
+four-way split) where its first ping's reply shows it is nova_lite's,
+else with ``baseapi.ping`` (a round trip only; every Nova service):
+``nova_lite.inflight.methods``.  The
 start of the list rotates by one every round, so a slow service is not
 always probed last.  A timeout is counted, never fatal; a stuck service
 holds one pool slot for ``ping_timeout`` and no more.
